@@ -1,0 +1,221 @@
+"""The declarative configuration: databases, destinations and syncs, validated with pydantic.
+
+Every model forbids unknown keys, so a typo such as `destination:` instead of `destinations:` is an
+error that names the field rather than a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from reverse_etl_assets.config.frequency import frequency_to_cron
+
+CallType = Literal["identify", "track", "group", "page", "screen", "alias"]
+CALL_TYPES: tuple[CallType, ...] = ("identify", "track", "group", "page", "screen", "alias")
+
+# How a column's values are read when its database type does not say (sync option `column_types`).
+ColumnType = Literal["json", "boolean", "string", "base64", "hex"]
+
+# Dagster asset and partition names allow letters, digits and underscores.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OFFSET = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_env_var_name(value: str | None) -> str | None:
+    if value is not None and not _ENV_VAR.match(value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name: name the variable that holds the "
+            "secret (e.g. APP_DB_PASSWORD), never the secret itself"
+        )
+    return value
+
+
+def check_time_zone(value: str, offsets: bool = True) -> str:
+    """Accept an offset such as `+00:00` (when `offsets`) or an IANA name such as `Europe/Paris`."""
+    if offsets and _OFFSET.match(value):
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        expected = "an offset such as +00:00 or " if offsets else ""
+        raise ValueError(f"{value!r} is not {expected}a time zone name such as Europe/Paris") from None
+    return value
+
+
+class TlsConfig(StrictModel):
+    """TLS to MySQL, with the modes of the `mysql` client's `--ssl-mode`."""
+
+    mode: Literal["disabled", "preferred", "required", "verify-ca", "verify-identity"] = "preferred"
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+class MySQLDatabase(StrictModel):
+    """A MySQL 5.7+/8.x or MariaDB server, read through SQLAlchemy and PyMySQL."""
+
+    kind: Literal["mysql"] = "mysql"
+    host: str
+    port: int = Field(default=3306, ge=1, le=65535)
+    database: str
+    user: str
+    password_env: str | None = None
+    ssl: TlsConfig = TlsConfig()
+    time_zone: str = "+00:00"
+    connect_timeout_seconds: float = Field(default=10, gt=0)
+
+    _check_password_env = field_validator("password_env")(_check_env_var_name)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        return check_time_zone(value)
+
+
+class SQLiteDatabase(StrictModel):
+    """A SQLite file, opened read-only: the bundled demo uses one so it runs without MySQL."""
+
+    kind: Literal["sqlite"]
+    path: Path
+    time_zone: Literal["+00:00"] = "+00:00"
+
+
+def _database_kind(value: Any) -> str | None:
+    # `kind` may be left out of a MySQL database, the common case.
+    return value.get("kind", "mysql") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
+Database = Annotated[
+    Annotated[MySQLDatabase, Tag("mysql")] | Annotated[SQLiteDatabase, Tag("sqlite")],
+    Discriminator(_database_kind),
+]
+
+
+class CustomerIoDestination(StrictModel):
+    """Customer.io Data Pipelines: `POST {base_url}/batch` with the source's API key."""
+
+    kind: Literal["customerio"]
+    region: Literal["us", "eu"] = "us"
+    base_url: str | None = None
+    api_key_env: str
+    max_request_bytes: int = Field(default=500_000, ge=1_000)
+    max_call_bytes: int = Field(default=32_000, ge=100)
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    _check_api_key_env = field_validator("api_key_env")(_check_env_var_name)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url
+        return {"us": "https://cdp.customer.io/v1", "eu": "https://cdp-eu.customer.io/v1"}[self.region]
+
+
+class OutboxDestination(StrictModel):
+    """Appends the calls it would send to JSONL files: for dry runs and the demo."""
+
+    kind: Literal["outbox"]
+    path: Path | None = None
+    max_call_bytes: int = Field(default=32_000, ge=100)
+
+
+Destination = Annotated[CustomerIoDestination | OutboxDestination, Field(discriminator="kind")]
+
+
+class SyncConfig(StrictModel):
+    """One SQL query whose rows become one API call each, sent to one or more destinations."""
+
+    name: str
+    description: str = ""
+    type: CallType
+    database: str
+    destinations: list[str] = Field(min_length=1)
+    frequency: str
+    start_at: datetime | None = None
+    enabled: bool = True
+    query: str = Field(min_length=1)
+    batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    send_nulls: bool = False
+    column_types: dict[str, ColumnType] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"{value!r}: a sync name may hold only letters, digits and underscores, "
+                "and must not start with a digit"
+            )
+        return value
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"listed more than once: {', '.join(duplicates)}")
+        return value
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: str) -> str:
+        frequency_to_cron(value)
+        return value
+
+    @field_validator("start_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        # A start time without a zone is read as UTC, the zone the documentation uses.
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @property
+    def cron(self) -> str:
+        return frequency_to_cron(self.frequency)
+
+
+class ProjectConfig(StrictModel):
+    """The whole file: named databases and destinations, and the syncs that use them."""
+
+    databases: dict[str, Database] = Field(default_factory=dict)
+    destinations: dict[str, Destination] = Field(default_factory=dict)
+    syncs: list[SyncConfig] = Field(default_factory=list)
+    schedule_timezone: str = "UTC"
+
+    @field_validator("destinations")
+    @classmethod
+    def _destination_names(cls, value: dict[str, Destination]) -> dict[str, Destination]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"destination name {name!r} may hold only letters, digits and underscores")
+        return value
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _schedule_timezone(cls, value: str) -> str:
+        return check_time_zone(value, offsets=False)
+
+    def sync(self, name: str) -> SyncConfig:
+        for sync in self.syncs:
+            if sync.name == name:
+                return sync
+        known = ", ".join(s.name for s in self.syncs) or "none"
+        raise KeyError(f"no sync named {name!r}; the syncs are: {known}")

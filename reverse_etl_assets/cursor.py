@@ -1,0 +1,31 @@
+"""A destination's cursor: the `last_sync_time` its next run's query sees.
+
+The value is the database server's Unix time at the start of the last run that delivered every row
+(0 before the first). Where it is stored is the caller's business (the Dagster layer keeps it in
+the asset partition's materializations); this module says what it is and how a run uses it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Cursor:
+    last_sync_time: int = 0
+    set_at: dt.datetime | None = None  # when it was committed
+    set_by: str | None = None  # a run id, or who moved it by hand
+
+    @property
+    def last_sync_time_iso(self) -> str:
+        return format_unix_time(self.last_sync_time)
+
+
+class CursorStore(Protocol):
+    def read(self, sync_name: str, destination_name: str) -> Cursor: ...
+
+
+def format_unix_time(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,77 @@
+"""One asset per sync, partitioned by destination: materializing a partition runs the sync.
+
+No `from __future__ import annotations` here: Dagster reads the context annotation at definition time.
+"""
+
+from contextlib import closing
+
+import dagster as dg
+
+from reverse_etl_assets.config.loading import LoadedConfig
+from reverse_etl_assets.config.models import SyncConfig
+from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
+from reverse_etl_assets.defs.instance_home import rejected_rows_path
+from reverse_etl_assets.defs.metadata import run_metadata
+from reverse_etl_assets.defs.resources import DeliveryResource
+from reverse_etl_assets.delivery.errors import DeliveryError
+from reverse_etl_assets.sync_run import SyncRunFailed, run_sync
+
+GROUP_NAME = "reverse_etl"
+
+
+def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinition:
+    project = config.project
+    database = project.databases[sync.database]
+    destination_kinds = sorted({project.destinations[d].kind for d in sync.destinations})
+    description = (sync.description or f"{sync.type} calls from {sync.database}") + (
+        f"\n\n```sql\n{sync.query.strip()}\n```"
+    )
+
+    @dg.asset(
+        name=sync.name,
+        description=description,
+        group_name=GROUP_NAME,
+        partitions_def=dg.StaticPartitionsDefinition(list(sync.destinations)),
+        # Dagster shows at most three kinds: the database, then the destinations.
+        kinds={database.kind, *destination_kinds[:2]},
+        metadata={
+            "call_type": sync.type,
+            "database": sync.database,
+            "destinations": ", ".join(sync.destinations),
+            "frequency": sync.frequency,
+            "query": dg.MetadataValue.md(f"```sql\n{sync.query.strip()}\n```"),
+            "config_file": dg.MetadataValue.path(str(config.path)),
+        },
+    )
+    def sync_asset(context: dg.AssetExecutionContext, delivery: DeliveryResource) -> dg.MaterializeResult:
+        destination_name = context.partition_key
+        cursor = InstanceCursorStore(context.instance).read(sync.name, destination_name)
+        context.log.info(
+            f"{sync.name} → {destination_name}: last_sync_time {cursor.last_sync_time} "
+            f"({cursor.last_sync_time_iso})"
+        )
+        try:
+            client = delivery.open(destination_name, project.destinations[destination_name], sync.name)
+        except DeliveryError as error:
+            raise dg.Failure(description=str(error)) from None
+        with closing(client):
+            try:
+                result = run_sync(
+                    config,
+                    sync.name,
+                    destination_name,
+                    cursor.last_sync_time,
+                    client,
+                    rejected_rows_path=rejected_rows_path(
+                        context.instance.root_directory, sync.name, destination_name, context.run.run_id
+                    ),
+                    log=context.log,
+                )
+            except SyncRunFailed as failure:
+                # No materialization, so the cursor stays where it was.
+                raise dg.Failure(description=str(failure), metadata=run_metadata(failure.result)) from None
+        for warning in result.warnings:
+            context.log.warning(warning)
+        return dg.MaterializeResult(metadata=run_metadata(result))
+
+    return sync_asset

@@ -1,0 +1,30 @@
+"""The project's persistent Dagster instance (`DAGSTER_HOME`), and files kept beside it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+DEFAULT_DAGSTER_HOME = ".dagster"
+DAGSTER_YAML_TEMPLATE = Path(__file__).with_name("dagster.yaml")
+
+
+def ensure_dagster_home() -> Path:
+    """Use `$DAGSTER_HOME`, else `.dagster` in the working directory; give it a `dagster.yaml`.
+
+    Without a persistent home, `dagster dev` keeps its instance in a temporary folder deleted on
+    exit, and with it every sync's `last_sync_time`: the next run would re-send every row.
+    """
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(DAGSTER_YAML_TEMPLATE, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def rejected_rows_path(instance_root: str | None, sync_name: str, destination: str, run_id: str) -> Path:
+    """One JSONL file per run: `<DAGSTER_HOME>/reverse_etl/rejected_rows/<sync>/<destination>/<run>.jsonl`."""
+    root = Path(instance_root) if instance_root else Path.cwd() / DEFAULT_DAGSTER_HOME
+    return root / "reverse_etl" / "rejected_rows" / sync_name / destination / f"{run_id}.jsonl"

@@ -1,0 +1,55 @@
+"""A sync run's result → the metadata Dagster shows on the materialization (or the failure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from reverse_etl_assets.cursor import format_unix_time
+from reverse_etl_assets.defs.cursor_store import LAST_SYNC_TIME
+from reverse_etl_assets.sync_run import SyncRunResult
+
+
+def run_metadata(result: SyncRunResult) -> dict[str, Any]:
+    stats = result.stats
+    metadata: dict[str, Any] = {
+        "destination": result.destination_name,
+        "rows_read": dg.MetadataValue.int(stats.rows_read),
+        "calls_sent": dg.MetadataValue.int(stats.calls_sent),
+        "rows_rejected": dg.MetadataValue.int(stats.rows_rejected),
+        "requests": dg.MetadataValue.int(stats.requests),
+        "bytes_sent": dg.MetadataValue.int(stats.bytes_sent),
+        "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
+        "rows_per_second": dg.MetadataValue.float(round(result.rows_per_second, 1)),
+        "previous_last_sync_time": dg.MetadataValue.int(result.previous_last_sync_time),
+        "previous_last_sync_time_utc": format_unix_time(result.previous_last_sync_time),
+        "rendered_query": dg.MetadataValue.md(f"```sql\n{result.rendered_query}\n```"),
+    }
+    if result.next_last_sync_time is not None:
+        # The cursor: the next run of this destination reads it back.
+        metadata[LAST_SYNC_TIME] = dg.MetadataValue.int(result.next_last_sync_time)
+        metadata["last_sync_time_utc"] = format_unix_time(result.next_last_sync_time)
+    if result.rejected_sample:
+        metadata["rejected_rows_sample"] = rejected_table(result)
+    if result.rejected_rows_path is not None and stats.rows_rejected:
+        metadata["rejected_rows_file"] = dg.MetadataValue.path(str(result.rejected_rows_path))
+    if result.warnings:
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings))
+    return metadata
+
+
+def rejected_table(result: SyncRunResult) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"row_number": row.row_number, "field": row.field, "reason": row.reason})
+            for row in result.rejected_sample
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("row_number", "int"),
+                dg.TableColumn("field", "string"),
+                dg.TableColumn("reason", "string"),
+            ]
+        ),
+    )

@@ -1,0 +1,163 @@
+"""Open a read-only session on a sync's database and stream the query's rows as Arrow batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from reverse_etl_assets.config.models import Database, MySQLDatabase, SQLiteDatabase
+from reverse_etl_assets.source.arrow_batches import rows_to_record_batch
+from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.source.tls import pymysql_tls_args
+from reverse_etl_assets.source.type_mapping import describe_columns
+
+# While delivery backs off, we stop reading and the server waits to write: let it wait an hour
+# rather than drop the connection after its 60-second default.
+_NET_WRITE_TIMEOUT_SECONDS = 3600
+
+
+@dataclass
+class SourceSession:
+    """One read-only transaction on one database."""
+
+    database_name: str
+    connection: sa.Connection
+    time_zone: str
+    server_time_sql: str
+
+    def server_time(self) -> int:
+        """The database server's clock as Unix time: the next `last_sync_time` comes from here."""
+        with _errors(self.database_name, "reading the server clock"):
+            return int(self.connection.exec_driver_sql(self.server_time_sql).scalar_one())
+
+    def stream_batches(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Run `sql` through a server-side cursor and yield RecordBatches of at most `batch_rows`.
+
+        Memory holds one batch at a time, whatever the size of the result.
+        """
+        with _errors(self.database_name, "running the query"):
+            # no_parameters: the SQL goes to the driver as written, so `LIKE 'a%'` needs no escaping.
+            options = {"stream_results": True, "no_parameters": True}
+            result = self.connection.execution_options(**options).exec_driver_sql(sql)
+            try:
+                columns = describe_columns(result.cursor)
+                _check_unique_names([c.name for c in columns])
+                for rows in result.partitions(batch_rows):
+                    yield rows_to_record_batch(rows, columns, self.time_zone)
+            finally:
+                result.close()
+
+
+@contextmanager
+def open_read_only_session(name: str, database: Database) -> Iterator[SourceSession]:
+    """Connect, set the session up (time zone, read-only transaction) and close afterwards."""
+    with _errors(name, "preparing the connection"):
+        if isinstance(database, SQLiteDatabase):
+            engine = _sqlite_engine(database.path, name)
+            server_time_sql = "SELECT CAST(strftime('%s', 'now') AS INTEGER)"
+        else:
+            engine = _mysql_engine(name, database)
+            server_time_sql = "SELECT UNIX_TIMESTAMP()"
+    try:
+        with _errors(name, "connecting"):
+            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with connection:
+            with _errors(name, "starting a read-only transaction"):
+                _begin_read_only(connection, database)
+            yield SourceSession(name, connection, database.time_zone, server_time_sql)
+            with _errors(name, "ending the read-only transaction"):
+                connection.exec_driver_sql("COMMIT")
+    finally:
+        engine.dispose()
+
+
+def _begin_read_only(connection: sa.Connection, database: Database) -> None:
+    if isinstance(database, MySQLDatabase):
+        connection.exec_driver_sql("SET time_zone = %s", (database.time_zone,))
+        connection.exec_driver_sql(f"SET SESSION net_write_timeout = {_NET_WRITE_TIMEOUT_SECONDS}")
+        # Any write in this transaction fails, whatever the user's grants.
+        connection.exec_driver_sql("START TRANSACTION READ ONLY")
+    else:
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+        connection.exec_driver_sql("BEGIN")
+
+
+def _mysql_engine(name: str, database: MySQLDatabase) -> sa.Engine:
+    password = None
+    if database.password_env:
+        password = os.environ.get(database.password_env)
+        if password is None:
+            raise SourceError(
+                f"database {name!r}: the environment variable {database.password_env} "
+                "(password_env) is not set"
+            )
+    url = URL.create(
+        "mysql+pymysql",
+        username=database.user,
+        password=password,
+        host=database.host,
+        port=database.port,
+        database=database.database,
+        query={"charset": "utf8mb4"},
+    )
+    connect_args = {"connect_timeout": database.connect_timeout_seconds, **pymysql_tls_args(database.ssl)}
+    return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+def _sqlite_engine(path: Path, name: str) -> sa.Engine:
+    if not path.exists():
+        raise SourceError(f"database {name!r}: the SQLite file {path} does not exist")
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        # The demo's queries read like MySQL ones: FROM_UNIXTIME gives 'YYYY-MM-DD HH:MM:SS' (UTC).
+        connection.create_function("FROM_UNIXTIME", 1, _from_unixtime, deterministic=True)
+        return connection
+
+    return sa.create_engine("sqlite+pysqlite://", creator=connect, poolclass=NullPool)
+
+
+def _from_unixtime(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _check_unique_names(names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SourceError(
+            f"the query returns more than one column named {', '.join(map(repr, repeated))}; "
+            "give each column its own alias"
+        )
+
+
+@contextmanager
+def _errors(name: str, doing: str) -> Iterator[None]:
+    """Re-raise driver errors as SourceError naming the database and what we were doing."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except sa.exc.DBAPIError as error:
+        raise SourceError(f"database {name!r}: {doing} failed: {_driver_message(error)}") from None
+    except (sa.exc.SQLAlchemyError, OSError) as error:
+        raise SourceError(f"database {name!r}: {doing} failed: {error}") from None
+
+
+def _driver_message(error: sa.exc.DBAPIError) -> str:
+    """The server's own words: `(1064, "You have an error ... at line 3")` → `1064: You have ...`."""
+    args = getattr(error.orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):
+        return f"({args[0]}) {args[1]}"
+    return str(error.orig) or type(error.orig).__name__

@@ -1,0 +1,119 @@
+"""Database column types → Arrow types.
+
+The driver's column descriptions say what each result column is. Where the type says more than the
+Python values do (a DECIMAL's scale, a DATETIME's zone, a JSON column that arrives as text), we
+declare the Arrow type; elsewhere Arrow infers it from the values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from pymysql.constants import FIELD_TYPE, FLAG
+
+# Field metadata keys the mapping stage reads.
+JSON_COLUMN = b"reverse_etl.json"
+DATABASE_TYPE = b"reverse_etl.database_type"
+
+_BINARY_CHARSET = 63
+
+_INTEGER_TYPES = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG, FIELD_TYPE.YEAR}
+_TEMPORAL_TYPES = {FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP}
+_TEXT_TYPES = {
+    FIELD_TYPE.VARCHAR,
+    FIELD_TYPE.VAR_STRING,
+    FIELD_TYPE.STRING,
+    FIELD_TYPE.TINY_BLOB,
+    FIELD_TYPE.MEDIUM_BLOB,
+    FIELD_TYPE.LONG_BLOB,
+    FIELD_TYPE.BLOB,
+}
+_TYPE_NAMES = {
+    value: name.lower()
+    for name, value in vars(FIELD_TYPE).items()
+    if name.isupper() and isinstance(value, int) and name not in ("CHAR", "INTERVAL")  # aliases
+}
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """What the driver tells us about one result column."""
+
+    name: str
+    type_code: int | None = None
+    length: int = 0
+    scale: int = 0
+    flags: int = 0
+    charset: int = 0
+
+    @property
+    def unsigned(self) -> bool:
+        return bool(self.flags & FLAG.UNSIGNED)
+
+    @property
+    def database_type(self) -> str:
+        """A short name for the column's type; the mapping reads `tinyint(1)`, `bit(1)`, `set`."""
+        code = self.type_code
+        if code is None:
+            return "unknown"
+        if code in (FIELD_TYPE.TINY, FIELD_TYPE.BIT) and self.length == 1:
+            return "tinyint(1)" if code == FIELD_TYPE.TINY else "bit(1)"
+        if self.flags & FLAG.SET:
+            return "set"
+        if self.flags & FLAG.ENUM:
+            return "enum"
+        if code in _TEXT_TYPES and self.charset == _BINARY_CHARSET:
+            return "binary"
+        return _TYPE_NAMES.get(code, str(code))
+
+
+def describe_columns(cursor: Any) -> list[ColumnInfo]:
+    """Column information from a DB-API cursor; PyMySQL's field packets add flags and charset."""
+    fields = getattr(getattr(cursor, "_result", None), "fields", None)
+    if fields:
+        return [
+            ColumnInfo(
+                name=f.name,
+                type_code=f.type_code,
+                length=f.length,
+                scale=f.scale,
+                flags=f.flags,
+                charset=f.charsetnr,
+            )
+            for f in fields
+        ]
+    return [ColumnInfo(name=d[0]) for d in cursor.description]
+
+
+def declared_arrow_type(column: ColumnInfo, time_zone: str) -> pa.DataType | None:
+    """The Arrow type the column's database type calls for, or None to infer from the values."""
+    code = column.type_code
+    if code in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL):
+        # length counts digits plus sign and point, so it bounds the precision from above.
+        if column.length <= 38:
+            return pa.decimal128(38, column.scale)
+        return pa.decimal256(76, column.scale)
+    if code in _INTEGER_TYPES:
+        return pa.int64()
+    if code == FIELD_TYPE.LONGLONG:
+        return pa.uint64() if column.unsigned else pa.int64()
+    if code in (FIELD_TYPE.FLOAT, FIELD_TYPE.DOUBLE):
+        return pa.float64()
+    if code in (FIELD_TYPE.DATE, FIELD_TYPE.NEWDATE):
+        return pa.date32()
+    if code in _TEMPORAL_TYPES:
+        return pa.timestamp("us", tz=time_zone)
+    if code == FIELD_TYPE.TIME:
+        return pa.duration("us")
+    if code == FIELD_TYPE.JSON:
+        return pa.string()
+    return None
+
+
+def arrow_field(column: ColumnInfo, arrow_type: pa.DataType) -> pa.Field:
+    metadata = {DATABASE_TYPE: column.database_type.encode()}
+    if column.type_code == FIELD_TYPE.JSON:
+        metadata[JSON_COLUMN] = b"1"
+    return pa.field(column.name, arrow_type, metadata=metadata)

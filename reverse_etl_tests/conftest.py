@@ -1,0 +1,152 @@
+"""Shared fixtures: a real MariaDB/MySQL database per test, a real local Customer.io-compatible
+HTTP server, a real Dagster instance, and a helper that writes a configuration file."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pymysql
+import pytest
+import yaml
+
+from reverse_etl_tests.fake_customerio import FakeCustomerIo
+
+MYSQL_HOST = os.environ.get("REVERSE_ETL_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("REVERSE_ETL_TEST_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("REVERSE_ETL_TEST_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("REVERSE_ETL_TEST_MYSQL_PASSWORD", "")
+API_KEY_ENV = "REVERSE_ETL_TEST_CIO_API_KEY"
+
+
+def admin_connection(database: str | None = None) -> pymysql.connections.Connection:
+    try:
+        return pymysql.connect(
+            host=MYSQL_HOST,
+            port=MYSQL_PORT,
+            user=MYSQL_USER,
+            password=MYSQL_PASSWORD,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+        )
+    except pymysql.err.OperationalError as error:
+        pytest.fail(
+            f"these tests need MySQL or MariaDB on {MYSQL_HOST}:{MYSQL_PORT} "
+            f"(user {MYSQL_USER}); .ci/run starts it. Connecting failed: {error}"
+        )
+
+
+@dataclass
+class ScratchDatabase:
+    """A database of its own for one test, dropped afterwards."""
+
+    name: str
+
+    def execute(self, sql: str, args: Any = None) -> int:
+        with admin_connection(self.name) as connection, connection.cursor() as cursor:
+            return cursor.execute(sql, args)
+
+    def executemany(self, sql: str, rows: list[Any]) -> int:
+        with admin_connection(self.name) as connection, connection.cursor() as cursor:
+            return cursor.executemany(sql, rows)
+
+    def query(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        with admin_connection(self.name) as connection, connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            return list(cursor.fetchall())
+
+    def server_time(self) -> int:
+        return int(self.query("SELECT UNIX_TIMESTAMP()")[0][0])
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "host": MYSQL_HOST,
+            "port": MYSQL_PORT,
+            "database": self.name,
+            "user": MYSQL_USER,
+            "ssl": {"mode": "disabled"},
+        }
+        if MYSQL_PASSWORD:
+            config["password_env"] = "REVERSE_ETL_TEST_MYSQL_PASSWORD"
+        config.update(overrides)
+        return config
+
+
+@pytest.fixture
+def mysql_db() -> Iterator[ScratchDatabase]:
+    name = f"retl_test_{uuid.uuid4().hex[:12]}"
+    with admin_connection() as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        yield ScratchDatabase(name)
+    finally:
+        with admin_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def customerio(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCustomerIo]:
+    server = FakeCustomerIo().start()
+    monkeypatch.setenv(API_KEY_ENV, server.api_key)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def customerio_destination(server: FakeCustomerIo, **overrides: Any) -> dict[str, Any]:
+    return {"kind": "customerio", "base_url": server.base_url, "api_key_env": API_KEY_ENV, **overrides}
+
+
+def sync_entry(name: str, query: str, destinations: list[str], **overrides: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "identify",
+        "database": "app_db",
+        "destinations": destinations,
+        "frequency": "15m",
+        "query": query,
+        **overrides,
+    }
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def materialize_sync(
+    config_path: Path, sync_name: str, destination: str, instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    """Run one partition of a sync's asset, as the UI's Materialize button and the schedule do."""
+    from reverse_etl_assets.config.loading import load_config
+    from reverse_etl_assets.defs.build import build_definitions
+    from reverse_etl_assets.defs.schedules import sync_job_name
+
+    definitions = build_definitions(load_config(config_path))
+    job = definitions.resolve_job_def(sync_job_name(sync_name))
+    return job.execute_in_process(instance=instance, partition_key=destination, raise_on_error=False)
+
+
+def run_metadata(result: dg.ExecuteInProcessResult, sync_name: str) -> dict[str, Any]:
+    """The materialization's metadata as plain values."""
+    assert result.success, failure_message(result)
+    [materialization] = result.asset_materializations_for_node(sync_name)
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    errors = [event.step_failure_data.error for event in result.get_step_failure_events()]
+    return "; ".join(error.message for error in errors if error)

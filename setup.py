@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="reverse-etl",
+    version="0.1.0",
+    description="Self-hosted reverse ETL on Dagster: MySQL rows → Customer.io / Segment calls",
+    packages=find_packages(exclude=["reverse_etl_tests", "reverse_etl_tests.*"]),
+    package_data={"reverse_etl_assets": ["demo/*.yaml", "demo/*.sqlite", "defs/*.yaml"]},
+    python_requires=">=3.11",
+    install_requires=[
+        "dagster>=1.13,<1.14",
+        "dagster-webserver>=1.13,<1.14",
+        "sqlalchemy>=2.0",
+        "pymysql>=1.1",
+        # MySQL 8's default authentication (caching_sha2_password) needs it with PyMySQL.
+        "cryptography>=42",
+        "pandas>=2.2",
+        "pyarrow>=17",
+        "requests>=2.32",
+        "pydantic>=2.7",
+        "pyyaml>=6",
+        # Fast, exact JSON: bytes out, and orjson.Fragment writes DECIMAL digits as they are.
+        "orjson>=3.10",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "jsonschema>=4.22",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["reverse-etl=reverse_etl_assets.cli:main"]},
+)
