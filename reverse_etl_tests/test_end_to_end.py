@@ -32,8 +32,11 @@ def users(mysql_db: ScratchDatabase) -> ScratchDatabase:
             id BIGINT PRIMARY KEY, email_address VARCHAR(200), fname VARCHAR(50), lname VARCHAR(50),
             last_updated TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))"""
     )
+    # Written an hour ago: a row changed in the very second a run starts is (rightly) sent again by
+    # the next run, since `>=` compares whole seconds; these tests want an exact count.
     mysql_db.executemany(
-        "INSERT INTO users (id, email_address, fname, lname) VALUES (%s, %s, %s, %s)",
+        "INSERT INTO users (id, email_address, fname, lname, last_updated) "
+        "VALUES (%s, %s, %s, %s, NOW(6) - INTERVAL 1 HOUR)",
         [(i, f"user{i}@example.com", f"First{i}", f"Last{i}") for i in range(1, 51)],
     )
     return mysql_db

@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 from reverse_etl_assets.config.models import Database, MySQLDatabase, SQLiteDatabase
 from reverse_etl_assets.source.arrow_batches import rows_to_record_batch
 from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.source.json_columns import mark_json_columns
 from reverse_etl_assets.source.tls import pymysql_tls_args
 from reverse_etl_assets.source.type_mapping import describe_columns
 
@@ -31,6 +32,7 @@ class SourceSession:
     """One read-only transaction on one database."""
 
     database_name: str
+    engine: sa.Engine
     connection: sa.Connection
     time_zone: str
     server_time_sql: str
@@ -50,7 +52,7 @@ class SourceSession:
             options = {"stream_results": True, "no_parameters": True}
             result = self.connection.execution_options(**options).exec_driver_sql(sql)
             try:
-                columns = describe_columns(result.cursor)
+                columns = mark_json_columns(self.engine, describe_columns(result.cursor))
                 _check_unique_names([c.name for c in columns])
                 for rows in result.partitions(batch_rows):
                     yield rows_to_record_batch(rows, columns, self.time_zone)
@@ -74,7 +76,7 @@ def open_read_only_session(name: str, database: Database) -> Iterator[SourceSess
         with connection:
             with _errors(name, "starting a read-only transaction"):
                 _begin_read_only(connection, database)
-            yield SourceSession(name, connection, database.time_zone, server_time_sql)
+            yield SourceSession(name, engine, connection, database.time_zone, server_time_sql)
             with _errors(name, "ending the read-only transaction"):
                 connection.exec_driver_sql("COMMIT")
     finally:

@@ -17,11 +17,11 @@ from pymysql.constants import FIELD_TYPE, FLAG
 JSON_COLUMN = b"reverse_etl.json"
 DATABASE_TYPE = b"reverse_etl.database_type"
 
-_BINARY_CHARSET = 63
+BINARY_CHARSET = 63
 
 _INTEGER_TYPES = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG, FIELD_TYPE.YEAR}
 _TEMPORAL_TYPES = {FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP}
-_TEXT_TYPES = {
+TEXT_TYPES = {
     FIELD_TYPE.VARCHAR,
     FIELD_TYPE.VAR_STRING,
     FIELD_TYPE.STRING,
@@ -47,6 +47,11 @@ class ColumnInfo:
     scale: int = 0
     flags: int = 0
     charset: int = 0
+    # Where the column comes from, when it is a plain column of a table (not an expression).
+    schema: str = ""
+    table: str = ""
+    column: str = ""
+    json: bool = False  # MySQL says so in the type; MariaDB's JSON is LONGTEXT (see json_columns.py)
 
     @property
     def unsigned(self) -> bool:
@@ -64,13 +69,15 @@ class ColumnInfo:
             return "set"
         if self.flags & FLAG.ENUM:
             return "enum"
-        if code in _TEXT_TYPES and self.charset == _BINARY_CHARSET:
+        if code in TEXT_TYPES and self.charset == BINARY_CHARSET:
             return "binary"
+        if self.json:
+            return "json"
         return _TYPE_NAMES.get(code, str(code))
 
 
 def describe_columns(cursor: Any) -> list[ColumnInfo]:
-    """Column information from a DB-API cursor; PyMySQL's field packets add flags and charset."""
+    """Column information from a DB-API cursor; PyMySQL's field packets add flags and origin."""
     fields = getattr(getattr(cursor, "_result", None), "fields", None)
     if fields:
         return [
@@ -81,6 +88,10 @@ def describe_columns(cursor: Any) -> list[ColumnInfo]:
                 scale=f.scale,
                 flags=f.flags,
                 charset=f.charsetnr,
+                schema=f.db.decode() if isinstance(f.db, bytes) else (f.db or ""),
+                table=f.org_table or "",
+                column=f.org_name or "",
+                json=f.type_code == FIELD_TYPE.JSON,
             )
             for f in fields
         ]
@@ -107,13 +118,13 @@ def declared_arrow_type(column: ColumnInfo, time_zone: str) -> pa.DataType | Non
         return pa.timestamp("us", tz=time_zone)
     if code == FIELD_TYPE.TIME:
         return pa.duration("us")
-    if code == FIELD_TYPE.JSON:
+    if column.json:
         return pa.string()
     return None
 
 
 def arrow_field(column: ColumnInfo, arrow_type: pa.DataType) -> pa.Field:
     metadata = {DATABASE_TYPE: column.database_type.encode()}
-    if column.type_code == FIELD_TYPE.JSON:
+    if column.json:
         metadata[JSON_COLUMN] = b"1"
     return pa.field(column.name, arrow_type, metadata=metadata)
