@@ -27,6 +27,7 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "jsonschema>=4.22",
+            "rfc3339-validator>=0.1.4",  # lets jsonschema check `format: date-time`
             "ruff>=0.6",
         ],
     },

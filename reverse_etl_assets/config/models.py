@@ -153,6 +153,7 @@ class SyncConfig(StrictModel):
     query: str = Field(min_length=1)
     batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     send_nulls: bool = False
+    max_rejected_share: float = Field(default=0.05, ge=0, le=1)
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
 
     @field_validator("name")

@@ -9,6 +9,7 @@ import dagster as dg
 
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.config.models import SyncConfig
+from reverse_etl_assets.defs.checks import check_specs, rejected_rows_check
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.instance_home import rejected_rows_path
 from reverse_etl_assets.defs.metadata import run_metadata
@@ -34,6 +35,7 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
         partitions_def=dg.StaticPartitionsDefinition(list(sync.destinations)),
         # Dagster shows at most three kinds: the database, then the destinations.
         kinds={database.kind, *destination_kinds[:2]},
+        check_specs=check_specs(sync),
         metadata={
             "call_type": sync.type,
             "database": sync.database,
@@ -72,6 +74,8 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
                 raise dg.Failure(description=str(failure), metadata=run_metadata(failure.result)) from None
         for warning in result.warnings:
             context.log.warning(warning)
-        return dg.MaterializeResult(metadata=run_metadata(result))
+        return dg.MaterializeResult(
+            metadata=run_metadata(result), check_results=[rejected_rows_check(sync, result)]
+        )
 
     return sync_asset

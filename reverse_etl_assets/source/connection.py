@@ -19,7 +19,7 @@ from reverse_etl_assets.config.models import Database, MySQLDatabase, SQLiteData
 from reverse_etl_assets.source.arrow_batches import rows_to_record_batch
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.json_columns import mark_json_columns
-from reverse_etl_assets.source.tls import pymysql_tls_args
+from reverse_etl_assets.source.tls import pymysql_tls_args, tls_error_hints
 from reverse_etl_assets.source.type_mapping import describe_columns
 
 # While delivery backs off, we stop reading and the server waits to write: let it wait an hour
@@ -71,7 +71,7 @@ def open_read_only_session(name: str, database: Database) -> Iterator[SourceSess
             engine = _mysql_engine(name, database)
             server_time_sql = "SELECT UNIX_TIMESTAMP()"
     try:
-        with _errors(name, "connecting"):
+        with tls_error_hints(database), _errors(name, "connecting"):
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         with connection:
             with _errors(name, "starting a read-only transaction"):
