@@ -21,6 +21,8 @@ setup(
         "pyyaml>=6",
         # Fast, exact JSON: bytes out, and orjson.Fragment writes DECIMAL digits as they are.
         "orjson>=3.10",
+        # Retries with exponential backoff and jitter, and a custom wait for Retry-After.
+        "tenacity>=9.1",
     ],
     extras_require={
         "dev": [

@@ -2,12 +2,14 @@
 
 The caller reads the destination's `last_sync_time` before and commits `next_last_sync_time` after;
 this module never moves a cursor. `next_last_sync_time` is set only when every row was delivered
-or rejected as invalid, so a caller that commits it on success alone cannot skip data.
+(acknowledged by the destination) or rejected as invalid, so a caller that commits it on success
+alone cannot skip data.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +19,12 @@ import orjson
 
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.config.models import CustomerIoDestination
-from reverse_etl_assets.delivery.batching import BatchRequest, RequestPacker
-from reverse_etl_assets.delivery.destinations import DestinationClient, max_request_bytes
+from reverse_etl_assets.cursor.ledger import DeliveryLedger
+from reverse_etl_assets.delivery.batching import RequestPacker
+from reverse_etl_assets.delivery.destinations import max_calls_per_request, max_request_bytes
 from reverse_etl_assets.delivery.errors import DeliveryError
-from reverse_etl_assets.mapping.calls import CallMapper, MappingOptions, RejectedRow
+from reverse_etl_assets.delivery.sender import DeliveryStats, Sender
+from reverse_etl_assets.mapping.calls import CallMapper, MappedCall, MappingOptions, RejectedRow
 from reverse_etl_assets.mapping.fields import MappingError
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
@@ -33,10 +37,13 @@ PROGRESS_INTERVAL_SECONDS = 10.0
 @dataclass
 class SyncRunStats:
     rows_read: int = 0
-    calls_sent: int = 0
-    rows_rejected: int = 0
-    requests: int = 0
-    bytes_sent: int = 0
+    rows_rejected: int = 0  # by our validation, or refused by the destination
+    calls_skipped: int = 0  # already delivered, re-read by the lookback
+    delivery: DeliveryStats = field(default_factory=DeliveryStats)
+
+    @property
+    def calls_sent(self) -> int:
+        return self.delivery.calls_delivered
 
 
 @dataclass
@@ -44,6 +51,7 @@ class SyncRunResult:
     sync_name: str
     destination_name: str
     previous_last_sync_time: int
+    query_since: int  # what {{last_sync_time}} became: the cursor minus the lookback
     rendered_query: str
     stats: SyncRunStats = field(default_factory=SyncRunStats)
     started_at: int | None = None  # the database server's clock when the run began
@@ -71,13 +79,14 @@ def run_sync(
     sync_name: str,
     destination_name: str,
     last_sync_time: int,
-    client: DestinationClient,
+    sender: Sender,
     *,
+    ledger: DeliveryLedger | None = None,
     rejected_rows_path: Path | None = None,
     log: logging.Logger | None = None,
 ) -> SyncRunResult:
-    """Send the rows of `sync_name`'s query for `last_sync_time` through `client` (which the caller
-    opens and closes). Raises SyncRunFailed naming what went wrong."""
+    """Send the rows of `sync_name`'s query for `last_sync_time` through `sender` (which the caller
+    opens and closes). The ledger is used when the sync has a lookback. Raises SyncRunFailed."""
     project = config.project
     sync = project.sync(sync_name)
     if destination_name not in sync.destinations:
@@ -86,11 +95,13 @@ def run_sync(
             f"its destinations are: {', '.join(sync.destinations)}"
         )
     destination = project.destinations[destination_name]
+    query_since = max(last_sync_time - sync.lookback_seconds, 0) if last_sync_time else 0
     result = SyncRunResult(
         sync_name=sync_name,
         destination_name=destination_name,
         previous_last_sync_time=last_sync_time,
-        rendered_query=render_query(sync.query, last_sync_time),
+        query_since=query_since,
+        rendered_query=render_query(sync.query, query_since),
         rejected_rows_path=rejected_rows_path,
     )
     mapper = CallMapper(
@@ -103,49 +114,73 @@ def run_sync(
             email_identifies=isinstance(destination, CustomerIoDestination),
         )
     )
-    run = _Run(result, log or logging.getLogger(__name__))
-    began = time.monotonic()
+    run = _Run(result, sender, ledger if sync.lookback_seconds else None, log or logging.getLogger(__name__))
     try:
+        already_delivered = run.load_ledger()
         with open_read_only_session(sync.database, project.databases[sync.database]) as session:
             result.started_at = session.server_time()
-            packer = RequestPacker(max_request_bytes(destination))
+            packer = RequestPacker(max_request_bytes(destination), max_calls_per_request(destination))
             for batch in session.stream_batches(result.rendered_query, sync.batch_rows):
                 mapped = mapper.map_batch(batch, first_row_number=result.stats.rows_read + 1)
                 result.stats.rows_read += batch.num_rows
                 run.reject(mapped.rejected)
-                for request in packer.add(mapped.calls, mapped.row_numbers):
-                    run.send(client, request)
-                run.progress(began)
+                calls = _not_yet_delivered(mapped.calls, already_delivered)
+                result.stats.calls_skipped += len(mapped.calls) - len(calls)
+                for request in packer.add(calls):
+                    sender.submit(request)
+                run.collect()
             for request in packer.flush():
-                run.send(client, request)
-        client.flush()  # an outbox makes its file durable here: part of the acknowledgement
+                sender.submit(request)
+            result.stats.delivery = sender.finish()
+        run.collect()
     except (SourceError, DeliveryError, MappingError) as error:
-        result.duration_seconds = time.monotonic() - began
-        result.warnings = mapper.warnings
+        run.collect()
         raise SyncRunFailed(f"sync {sync_name!r} → {destination_name!r}: {error}", result) from error
     finally:
-        run.close()
-    result.duration_seconds = time.monotonic() - began
-    result.warnings = mapper.warnings
+        run.finish(mapper.warnings)
     result.next_last_sync_time = result.started_at
     return result
 
 
+def _not_yet_delivered(calls: list[MappedCall], delivered: dict[str, str]) -> list[MappedCall]:
+    if not delivered:
+        return calls
+    return [call for call in calls if delivered.get(call.entity_key) != call.message_id]
+
+
 class _Run:
-    """Counters, the rejected-rows file and progress logging for one run."""
+    """Counters, the rejected-rows file, the ledger and progress logging for one run."""
 
-    def __init__(self, result: SyncRunResult, log: logging.Logger) -> None:
+    def __init__(
+        self, result: SyncRunResult, sender: Sender, ledger: DeliveryLedger | None, log: logging.Logger
+    ) -> None:
         self.result = result
+        self.sender = sender
+        self.ledger = ledger
         self.log = log
+        self._began = time.monotonic()
         self._rejected_file: IO[bytes] | None = None
-        self._last_progress = time.monotonic()
+        # A thread of its own, so progress is logged even while a query or a retry is slow.
+        self._stopped = threading.Event()
+        self._reporter = threading.Thread(target=self._report_progress, daemon=True, name="sync-progress")
+        self._reporter.start()
 
-    def send(self, client: DestinationClient, request: BatchRequest) -> None:
-        client.send(request)
-        stats = self.result.stats
-        stats.calls_sent += len(request.calls)
-        stats.requests += 1
-        stats.bytes_sent += request.size
+    def load_ledger(self) -> dict[str, str]:
+        if self.ledger is None:
+            return {}
+        sync, destination = self.result.sync_name, self.result.destination_name
+        self.ledger.prune(sync, destination, before=self.result.query_since)
+        return self.ledger.load(sync, destination)
+
+    def collect(self) -> None:
+        """Take in what the sender did since last time: refused calls and delivered calls."""
+        self.reject(self.sender.take_refused())
+        delivered = self.sender.take_delivered()
+        if self.ledger is not None and delivered and self.result.started_at is not None:
+            pairs = [(call.entity_key, call.message_id) for call in delivered]
+            self.ledger.record(
+                self.result.sync_name, self.result.destination_name, pairs, self.result.started_at
+            )
 
     def reject(self, rows: list[RejectedRow]) -> None:
         if not rows:
@@ -161,22 +196,19 @@ class _Run:
             self._rejected_file = path.open("ab")
         self._rejected_file.write(b"".join(orjson.dumps(row.as_dict()) + b"\n" for row in rows))
 
-    def progress(self, began: float) -> None:
-        now = time.monotonic()
-        if now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
-            return
-        self._last_progress = now
-        stats = self.result.stats
-        self.log.info(
-            "%s → %s: %d rows read, %d calls sent, %d rejected, %.0f rows/s",
-            self.result.sync_name,
-            self.result.destination_name,
-            stats.rows_read,
-            stats.calls_sent,
-            stats.rows_rejected,
-            stats.rows_read / (now - began),
-        )
+    def _report_progress(self) -> None:
+        while not self._stopped.wait(PROGRESS_INTERVAL_SECONDS):
+            stats, delivery = self.result.stats, self.sender.stats
+            self.log.info(
+                f"{self.result.sync_name} → {self.result.destination_name}: {stats.rows_read:,} rows read, "
+                f"{delivery.calls_delivered:,} calls sent, {stats.rows_rejected:,} rejected, "
+                f"{stats.rows_read / (time.monotonic() - self._began):,.0f} rows/s"
+            )
 
-    def close(self) -> None:
+    def finish(self, warnings: list[str]) -> None:
+        self._stopped.set()
+        self.result.duration_seconds = time.monotonic() - self._began
+        self.result.warnings = warnings
+        self.result.stats.delivery = self.sender.stats
         if self._rejected_file is not None:
             self._rejected_file.close()

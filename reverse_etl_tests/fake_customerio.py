@@ -34,6 +34,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0  # sleep before answering (a timeout when longer than the client's)
     drop_connection: bool = False  # close the socket without answering (a connection reset)
+    process: bool = False  # after the delay, handle the request normally (it is accepted)
 
 
 @dataclass
@@ -43,6 +44,8 @@ class RecordedRequest:
     body: bytes
     status: int = 0
     received_at: float = 0.0
+    client_port: int = 0
+    in_flight: int = 0  # requests being handled at the moment this one arrived, itself included
 
     def calls(self) -> list[dict[str, Any]]:
         try:
@@ -52,8 +55,11 @@ class RecordedRequest:
 
 
 class FakeCustomerIo:
-    def __init__(self, api_key: str = "test-api-key") -> None:
+    def __init__(self, api_key: str = "test-api-key", auth_header: tuple[str, str] | None = None) -> None:
         self.api_key = api_key
+        self.auth_header = auth_header  # instead of Basic auth: (name, value) the request must carry
+        self.in_flight = 0
+        self.max_in_flight_seen = 0
         self.accepted: list[dict[str, Any]] = []
         self.dropped: list[dict[str, Any]] = []  # invalid calls dropped in permissive mode
         self.requests: list[RecordedRequest] = []
@@ -92,7 +98,7 @@ class FakeCustomerIo:
     def handle(self, request: RecordedRequest) -> tuple[int, dict[str, Any], dict[str, str]]:
         if request.path.rstrip("/") != "/v1/batch":
             return 404, {"meta": {"errors": [f"no such endpoint {request.path}"]}}, {}
-        if not self._authorized(request.headers.get("authorization", "")):
+        if not self._authorized(request):
             return 401, {"meta": {"errors": ["Unauthorized: invalid API key"]}}, {}
         strict = request.headers.get("x-strict-mode") == "1"
         if len(request.body) > MAX_REQUEST_BYTES:
@@ -114,7 +120,11 @@ class FakeCustomerIo:
                 (self.dropped if _problem(call) else self.accepted).append(call)
         return 200, {}, {}
 
-    def _authorized(self, header: str) -> bool:
+    def _authorized(self, request: RecordedRequest) -> bool:
+        if self.auth_header is not None:
+            name, value = self.auth_header
+            return request.headers.get(name.lower()) == value
+        header = request.headers.get("authorization", "")
         if not header.startswith("Basic "):
             return False
         try:
@@ -172,20 +182,30 @@ def _handler_for(fake: FakeCustomerIo) -> type[BaseHTTPRequestHandler]:
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
                 received_at=time.monotonic(),
+                client_port=self.client_address[1],
             )
             with fake.lock:
+                fake.in_flight += 1
+                fake.max_in_flight_seen = max(fake.max_in_flight_seen, fake.in_flight)
+                request.in_flight = fake.in_flight
                 fake.requests.append(request)
                 fault = fake.faults.popleft() if fake.faults else None
-            if fault is None and fake.hook is not None:
-                fault = fake.hook(request)
-            if fake.latency_seconds:
-                time.sleep(fake.latency_seconds)
-            if fault is not None:
-                self._fault(request, fault)
-                return
-            status, answer, headers = fake.handle(request)
-            request.status = status
-            self._answer(status, json.dumps(answer).encode(), headers)
+            try:
+                if fault is None and fake.hook is not None:
+                    fault = fake.hook(request)
+                if fake.latency_seconds:
+                    time.sleep(fake.latency_seconds)
+                if fault is not None and not fault.process:
+                    self._fault(request, fault)
+                    return
+                if fault is not None:
+                    time.sleep(fault.delay_seconds)
+                status, answer, headers = fake.handle(request)
+                request.status = status
+                self._answer(status, json.dumps(answer).encode(), headers)
+            finally:
+                with fake.lock:
+                    fake.in_flight -= 1
 
         def _fault(self, request: RecordedRequest, fault: Fault) -> None:
             if fault.delay_seconds:

@@ -13,9 +13,12 @@ from pydantic import BaseModel, ValidationError
 
 from reverse_etl_assets.config.models import (
     CustomerIoDestination,
+    HttpEndpointDestination,
     MySQLDatabase,
     OutboxDestination,
     ProjectConfig,
+    RateLimit,
+    SegmentDestination,
     SQLiteDatabase,
     SyncConfig,
     TlsConfig,
@@ -30,7 +33,12 @@ Loc = tuple[str | int, ...]
 
 _MODELS_BY_KIND: dict[str, dict[str, type[BaseModel]]] = {
     "databases": {"mysql": MySQLDatabase, "sqlite": SQLiteDatabase},
-    "destinations": {"customerio": CustomerIoDestination, "outbox": OutboxDestination},
+    "destinations": {
+        "customerio": CustomerIoDestination,
+        "segment": SegmentDestination,
+        "http": HttpEndpointDestination,
+        "outbox": OutboxDestination,
+    },
 }
 
 
@@ -194,8 +202,8 @@ def _allowed_keys(container: Loc) -> list[str]:
         model = SyncConfig
     elif container[0] in _MODELS_BY_KIND and len(container) >= 3:
         model = _MODELS_BY_KIND[str(container[0])].get(str(container[2]))
-        if len(container) == 4 and container[3] == "ssl":
-            model = TlsConfig
+        if len(container) == 4 and container[3] in ("ssl", "rate_limit"):
+            model = TlsConfig if container[3] == "ssl" else RateLimit
         elif len(container) != 3:
             model = None
     return list(model.model_fields) if model else []

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from reverse_etl_assets.config.frequency import frequency_to_cron
 
@@ -102,30 +102,86 @@ Database = Annotated[
 ]
 
 
-class CustomerIoDestination(StrictModel):
+def _check_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/") if value else value
+
+
+class RateLimit(StrictModel):
+    requests: int = Field(default=3000, ge=1)
+    per_seconds: float = Field(default=3.0, gt=0)
+
+
+class HttpDelivery(StrictModel):
+    """How calls are sent to any Segment-compatible `/batch` endpoint."""
+
+    base_url: str | None = None
+    max_request_bytes: int = Field(default=500_000, ge=1_000)
+    max_call_bytes: int = Field(default=32_000, ge=100)
+    max_calls_per_request: int | None = Field(default=None, ge=1)
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+    # Customer.io publishes 3000 requests per 3 seconds per workspace.
+    rate_limit: RateLimit = RateLimit()
+    timeout_seconds: float = Field(default=30, gt=0)
+    retry_budget_seconds: float = Field(default=300, ge=0)
+
+    _check_base_url = field_validator("base_url")(_check_url)
+
+
+class CustomerIoDestination(HttpDelivery):
     """Customer.io Data Pipelines: `POST {base_url}/batch` with the source's API key."""
 
     kind: Literal["customerio"]
     region: Literal["us", "eu"] = "us"
-    base_url: str | None = None
     api_key_env: str
-    max_request_bytes: int = Field(default=500_000, ge=1_000)
-    max_call_bytes: int = Field(default=32_000, ge=100)
-    timeout_seconds: float = Field(default=30, gt=0)
 
     _check_api_key_env = field_validator("api_key_env")(_check_env_var_name)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value.rstrip("/") if value else value
 
     def resolved_base_url(self) -> str:
         if self.base_url:
             return self.base_url
         return {"us": "https://cdp.customer.io/v1", "eu": "https://cdp-eu.customer.io/v1"}[self.region]
+
+
+class SegmentDestination(HttpDelivery):
+    """Segment's HTTP Tracking API, with a source's write key."""
+
+    kind: Literal["segment"]
+    region: Literal["us", "eu"] = "us"
+    write_key_env: str
+    max_calls_per_request: int | None = Field(default=2500, ge=1)  # Segment's batch limit
+
+    _check_write_key_env = field_validator("write_key_env")(_check_env_var_name)
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url
+        return {"us": "https://api.segment.io/v1", "eu": "https://events.eu1.segmentapis.com/v1"}[self.region]
+
+
+class HttpEndpointDestination(HttpDelivery):
+    """Any Segment-compatible endpoint: `POST {base_url}/batch`."""
+
+    kind: Literal["http"]
+    base_url: str
+    basic_key_env: str | None = None  # sent as HTTP Basic `key:`, like Segment and Customer.io
+    header_name: str | None = None  # or a header of your own, e.g. Authorization: Bearer ...
+    header_value_env: str | None = None
+    strict_mode: bool = False  # send X-Strict-Mode: 1 (Customer.io-compatible servers)
+
+    _check_env_names = field_validator("basic_key_env", "header_value_env")(_check_env_var_name)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> HttpEndpointDestination:
+        if (self.header_name is None) != (self.header_value_env is None):
+            raise ValueError("header_name and header_value_env go together")
+        if self.basic_key_env and self.header_name:
+            raise ValueError("use basic_key_env or header_name/header_value_env, not both")
+        return self
+
+    def resolved_base_url(self) -> str:
+        return self.base_url
 
 
 class OutboxDestination(StrictModel):
@@ -136,7 +192,11 @@ class OutboxDestination(StrictModel):
     max_call_bytes: int = Field(default=32_000, ge=100)
 
 
-Destination = Annotated[CustomerIoDestination | OutboxDestination, Field(discriminator="kind")]
+HttpDestination = CustomerIoDestination | SegmentDestination | HttpEndpointDestination
+Destination = Annotated[
+    CustomerIoDestination | SegmentDestination | HttpEndpointDestination | OutboxDestination,
+    Field(discriminator="kind"),
+]
 
 
 class SyncConfig(StrictModel):
@@ -153,6 +213,8 @@ class SyncConfig(StrictModel):
     query: str = Field(min_length=1)
     batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     send_nulls: bool = False
+    # Re-read this many seconds before last_sync_time, for rows committed late (see docs/how-it-works.md).
+    lookback_seconds: int = Field(default=0, ge=0, le=7 * 86_400)
     max_rejected_share: float = Field(default=0.05, ge=0, le=1)
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
 

@@ -3,8 +3,6 @@
 No `from __future__ import annotations` here: Dagster reads the context annotation at definition time.
 """
 
-from contextlib import closing
-
 import dagster as dg
 
 from reverse_etl_assets.config.loading import LoadedConfig
@@ -53,25 +51,32 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
             f"({cursor.last_sync_time_iso})"
         )
         try:
-            client = delivery.open(destination_name, project.destinations[destination_name], sync.name)
+            sender = delivery.open(
+                destination_name, project.destinations[destination_name], sync.name, context.log
+            )
         except DeliveryError as error:
             raise dg.Failure(description=str(error)) from None
-        with closing(client):
-            try:
-                result = run_sync(
-                    config,
-                    sync.name,
-                    destination_name,
-                    cursor.last_sync_time,
-                    client,
-                    rejected_rows_path=rejected_rows_path(
-                        context.instance.root_directory, sync.name, destination_name, context.run.run_id
-                    ),
-                    log=context.log,
-                )
-            except SyncRunFailed as failure:
-                # No materialization, so the cursor stays where it was.
-                raise dg.Failure(description=str(failure), metadata=run_metadata(failure.result)) from None
+        ledger = delivery.open_ledger(context.instance.root_directory) if sync.lookback_seconds else None
+        try:
+            result = run_sync(
+                config,
+                sync.name,
+                destination_name,
+                cursor.last_sync_time,
+                sender,
+                ledger=ledger,
+                rejected_rows_path=rejected_rows_path(
+                    context.instance.root_directory, sync.name, destination_name, context.run.run_id
+                ),
+                log=context.log,
+            )
+        except SyncRunFailed as failure:
+            # No materialization, so the cursor stays where it was.
+            raise dg.Failure(description=str(failure), metadata=run_metadata(failure.result)) from None
+        finally:
+            sender.close()
+            if ledger is not None:
+                ledger.close()
         for warning in result.warnings:
             context.log.warning(warning)
         return dg.MaterializeResult(

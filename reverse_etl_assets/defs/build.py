@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from reverse_etl_assets.config.loading import LoadedConfig
@@ -22,5 +24,5 @@ def build_definitions(config: LoadedConfig) -> dg.Definitions:
         assets=assets,
         jobs=jobs,
         schedules=schedules,
-        resources={"delivery": DeliveryResource()},
+        resources={"delivery": DeliveryResource(ledger_url=os.environ.get("REVERSE_ETL_LEDGER_URL") or None)},
     )

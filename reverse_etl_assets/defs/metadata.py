@@ -12,18 +12,24 @@ from reverse_etl_assets.sync_run import SyncRunResult
 
 
 def run_metadata(result: SyncRunResult) -> dict[str, Any]:
-    stats = result.stats
+    stats, delivery = result.stats, result.stats.delivery
     metadata: dict[str, Any] = {
         "destination": result.destination_name,
         "rows_read": dg.MetadataValue.int(stats.rows_read),
-        "calls_sent": dg.MetadataValue.int(stats.calls_sent),
+        "calls_sent": dg.MetadataValue.int(delivery.calls_delivered),
         "rows_rejected": dg.MetadataValue.int(stats.rows_rejected),
-        "requests": dg.MetadataValue.int(stats.requests),
-        "bytes_sent": dg.MetadataValue.int(stats.bytes_sent),
+        "calls_skipped_already_delivered": dg.MetadataValue.int(stats.calls_skipped),
+        "requests": dg.MetadataValue.int(delivery.requests),
+        "retried_requests": dg.MetadataValue.int(delivery.retried_requests),
+        "split_requests": dg.MetadataValue.int(delivery.split_requests),
+        "bytes_sent": dg.MetadataValue.int(delivery.bytes_sent),
+        "throttled_seconds": dg.MetadataValue.float(round(delivery.throttled_seconds, 3)),
+        "backoff_seconds": dg.MetadataValue.float(round(delivery.backoff_seconds, 3)),
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
         "rows_per_second": dg.MetadataValue.float(round(result.rows_per_second, 1)),
         "previous_last_sync_time": dg.MetadataValue.int(result.previous_last_sync_time),
         "previous_last_sync_time_utc": format_unix_time(result.previous_last_sync_time),
+        "query_since": dg.MetadataValue.int(result.query_since),
         "rendered_query": dg.MetadataValue.md(f"```sql\n{result.rendered_query}\n```"),
     }
     if result.next_last_sync_time is not None:

@@ -1,24 +1,42 @@
-"""The delivery resource: opens the client that sends one sync's calls to one destination."""
+"""The delivery resource: opens the sender for one sync's destination, and the delivery ledger."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from reverse_etl_assets.config.models import Destination
-from reverse_etl_assets.delivery.destinations import DestinationClient, open_destination
+from reverse_etl_assets.cursor.ledger import DeliveryLedger
+from reverse_etl_assets.delivery.destinations import open_destination
+from reverse_etl_assets.delivery.sender import Sender
 
 
 class DeliveryResource(dg.ConfigurableResource):
-    """Sends calls to Customer.io, Segment-compatible APIs, or outbox files."""
+    """Sends calls to Customer.io, Segment, Segment-compatible endpoints, or outbox files."""
 
     outbox_dir: str = Field(
         default="outbox",
         description="Where an outbox destination without its own `path` writes, relative to the "
         "working directory.",
     )
+    ledger_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the delivery ledger used by syncs with lookback_seconds "
+        "(default: SQLite in <DAGSTER_HOME>/reverse_etl/). Use PostgreSQL when runs happen on "
+        "several machines. Set with $REVERSE_ETL_LEDGER_URL.",
+    )
 
-    def open(self, destination_name: str, config: Destination, sync_name: str) -> DestinationClient:
-        return open_destination(destination_name, config, sync_name, Path(self.outbox_dir).resolve())
+    def open(
+        self, destination_name: str, config: Destination, sync_name: str, log: logging.Logger | None = None
+    ) -> Sender:
+        return open_destination(destination_name, config, sync_name, Path(self.outbox_dir).resolve(), log)
+
+    def open_ledger(self, instance_root: str | None) -> DeliveryLedger:
+        if self.ledger_url:
+            return DeliveryLedger(self.ledger_url)
+        folder = Path(instance_root or ".dagster") / "reverse_etl"
+        folder.mkdir(parents=True, exist_ok=True)
+        return DeliveryLedger(f"sqlite:///{folder.resolve() / 'delivery_ledger.sqlite'}")

@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+
+from reverse_etl_assets.mapping.calls import MappedCall
 
 _PREFIX = b'{"batch":['
 _SUFFIX = b"]}"
+_EMPTY_SIZE = len(_PREFIX) + len(_SUFFIX)
 
 
 @dataclass
 class BatchRequest:
-    """The calls of one `POST /batch`, with the result rows they came from."""
+    """The calls of one `POST /batch` (each knows the result row it came from)."""
 
-    calls: list[bytes] = field(default_factory=list)
-    row_numbers: list[int] = field(default_factory=list)
-    size: int = len(_PREFIX) + len(_SUFFIX)
+    calls: list[MappedCall] = field(default_factory=list)
+    size: int = _EMPTY_SIZE  # the body's length in bytes
 
     def body(self) -> bytes:
-        return _PREFIX + b",".join(self.calls) + _SUFFIX
+        return _PREFIX + b",".join(call.body for call in self.calls) + _SUFFIX
 
     def split(self) -> tuple[BatchRequest, BatchRequest]:
         middle = len(self.calls) // 2
-        return (
-            _request(self.calls[:middle], self.row_numbers[:middle]),
-            _request(self.calls[middle:], self.row_numbers[middle:]),
-        )
+        return _request(self.calls[:middle]), _request(self.calls[middle:])
 
 
-def _request(calls: list[bytes], row_numbers: list[int]) -> BatchRequest:
-    size = len(_PREFIX) + len(_SUFFIX) + sum(map(len, calls)) + max(len(calls) - 1, 0)
-    return BatchRequest(calls, row_numbers, size)
+def _request(calls: list[MappedCall]) -> BatchRequest:
+    return BatchRequest(calls, _EMPTY_SIZE + sum(len(c.body) for c in calls) + max(len(calls) - 1, 0))
 
 
 class RequestPacker:
@@ -41,20 +39,16 @@ class RequestPacker:
         self.max_calls = max_calls
         self._current = BatchRequest()
 
-    def add(self, calls: list[bytes], row_numbers: list[int]) -> Iterator[BatchRequest]:
-        """Add calls; yield each request that is full."""
-        current = self._current
-        for call, row_number in zip(calls, row_numbers, strict=True):
-            grown = current.size + len(call) + (1 if current.calls else 0)
-            full = current.calls and (
-                grown > self.max_bytes or (self.max_calls and len(current.calls) >= self.max_calls)
-            )
-            if full:
+    def add(self, calls: Sequence[MappedCall]) -> Iterator[BatchRequest]:
+        """Add calls; yield each request as it becomes full."""
+        for call in calls:
+            current = self._current
+            grown = current.size + len(call.body) + (1 if current.calls else 0)
+            if current.calls and (grown > self.max_bytes or len(current.calls) == self.max_calls):
                 yield current
                 current = self._current = BatchRequest()
-                grown = current.size + len(call)
+                grown = current.size + len(call.body)
             current.calls.append(call)
-            current.row_numbers.append(row_number)
             current.size = grown
 
     def flush(self) -> Iterator[BatchRequest]:

@@ -1,50 +1,77 @@
-"""Open the destination a sync sends to, from its configuration."""
+"""Open the sender for one destination, from its configuration."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
-from typing import Protocol
 
-from reverse_etl_assets.config.models import CustomerIoDestination, Destination
-from reverse_etl_assets.config.models import OutboxDestination as OutboxConfig
-from reverse_etl_assets.delivery.batching import BatchRequest
+from reverse_etl_assets.config.models import (
+    CustomerIoDestination,
+    Destination,
+    HttpDestination,
+    HttpEndpointDestination,
+    OutboxDestination,
+    SegmentDestination,
+)
 from reverse_etl_assets.delivery.errors import DeliveryError
-from reverse_etl_assets.delivery.http_api import HttpDestination, HttpSettings
-from reverse_etl_assets.delivery.outbox import OutboxDestination
+from reverse_etl_assets.delivery.http_api import HttpSettings, HttpTransport
+from reverse_etl_assets.delivery.outbox import OutboxTransport
+from reverse_etl_assets.delivery.sender import Sender, SenderSettings
 
 
-class DestinationClient(Protocol):
-    def send(self, request: BatchRequest) -> None:
-        """Deliver one request, or raise DeliveryError."""
-
-    def flush(self) -> None:
-        """Make everything sent so far durable: after it returns, the calls count as delivered."""
-
-    def close(self) -> None: ...
-
-
-def open_destination(name: str, config: Destination, sync_name: str, outbox_dir: Path) -> DestinationClient:
+def open_destination(
+    name: str, config: Destination, sync_name: str, outbox_dir: Path, log: logging.Logger | None = None
+) -> Sender:
     """`outbox_dir` is where an outbox without its own `path` writes."""
-    if isinstance(config, OutboxConfig):
+    if isinstance(config, OutboxDestination):
         folder = config.path if config.path is not None else outbox_dir / name
-        return OutboxDestination(folder / f"{sync_name}.jsonl")
+        path = folder / f"{sync_name}.jsonl"
+        # One writer keeps the file in the order of the query's rows.
+        return Sender(OutboxTransport(path), SenderSettings(name, str(path), max_in_flight=1), log)
+    transport = HttpTransport(_http_settings(name, config))
+    settings = SenderSettings(
+        destination_name=name,
+        url=transport.url,
+        max_in_flight=config.max_in_flight,
+        rate_limit_requests=config.rate_limit.requests,
+        rate_limit_seconds=config.rate_limit.per_seconds,
+        retry_budget_seconds=config.retry_budget_seconds,
+    )
+    return Sender(transport, settings, log)
+
+
+def _http_settings(name: str, config: HttpDestination) -> HttpSettings:
+    headers: list[tuple[str, str]] = []
+    auth: tuple[str, str] | None = None
     if isinstance(config, CustomerIoDestination):
-        return HttpDestination(
-            HttpSettings(
-                destination_name=name,
-                base_url=config.resolved_base_url(),
-                auth=(_secret(name, config.api_key_env, "api_key_env"), ""),
-                timeout_seconds=config.timeout_seconds,
-                # Without strict mode the API answers 200 and silently drops invalid calls.
-                headers=(("X-Strict-Mode", "1"),),
-            )
-        )
-    raise TypeError(f"unsupported destination kind: {config!r}")
+        auth = (_secret(name, config.api_key_env, "api_key_env"), "")
+        # Without strict mode the API answers 200 and silently drops invalid calls.
+        headers.append(("X-Strict-Mode", "1"))
+    elif isinstance(config, SegmentDestination):
+        auth = (_secret(name, config.write_key_env, "write_key_env"), "")
+    elif isinstance(config, HttpEndpointDestination):
+        if config.basic_key_env:
+            auth = (_secret(name, config.basic_key_env, "basic_key_env"), "")
+        if config.header_name and config.header_value_env:
+            headers.append((config.header_name, _secret(name, config.header_value_env, "header_value_env")))
+        if config.strict_mode:
+            headers.append(("X-Strict-Mode", "1"))
+    return HttpSettings(
+        destination_name=name,
+        base_url=config.resolved_base_url(),
+        auth=auth,
+        timeout_seconds=config.timeout_seconds,
+        headers=tuple(headers),
+    )
 
 
 def max_request_bytes(config: Destination) -> int:
     return getattr(config, "max_request_bytes", 500_000)
+
+
+def max_calls_per_request(config: Destination) -> int | None:
+    return getattr(config, "max_calls_per_request", None)
 
 
 def _secret(destination: str, variable: str, field: str) -> str:

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from reverse_etl_assets.delivery.batching import BatchRequest
+from reverse_etl_assets.delivery.http_api import Answer
 
 
-class OutboxDestination:
+class OutboxTransport:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("ab")
+        self._lock = threading.Lock()
 
-    def send(self, request: BatchRequest) -> None:
-        self._file.write(b"".join(call + b"\n" for call in request.calls))
+    def post(self, request: BatchRequest) -> Answer:
+        lines = b"".join(call.body + b"\n" for call in request.calls)
+        with self._lock:
+            self._file.write(lines)
+            self._file.flush()  # to the OS: a killed process cannot lose what it acknowledged
+        return Answer(200)
 
     def flush(self) -> None:
-        # The file on disk is this destination's acknowledgement: make it durable.
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        # Durable on disk too, before the cursor moves.
+        with self._lock:
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -32,10 +32,16 @@ class RejectedRow:
         return {"row_number": self.row_number, "field": self.field, "reason": self.reason, "row": self.row}
 
 
+class MappedCall(NamedTuple):
+    body: bytes  # the call, serialized
+    row_number: int  # the result row it came from, for rejections the destination reports
+    message_id: str
+    entity_key: str  # what the call is about: a person, a group, or (for events) the call itself
+
+
 @dataclass
 class MappedBatch:
-    calls: list[bytes]
-    row_numbers: list[int]  # the result row each call came from, for server-side rejections
+    calls: list[MappedCall]
     rejected: list[RejectedRow]
 
 
@@ -82,7 +88,7 @@ class CallMapper:
             for row, reason in errors.items():
                 invalid.setdefault(row, (plan.placement.dotted, reason))
 
-        mapped = MappedBatch(calls=[], row_numbers=[], rejected=[])
+        mapped = MappedBatch(calls=[], rejected=[])
         for row in range(batch.num_rows):
             row_number = first_row_number + row
             problem = invalid.get(row)
@@ -94,7 +100,7 @@ class CallMapper:
                 else:
                     problem = call_problem(call, self.options.call_type, self.options.email_identifies)
             if problem is None:
-                body = self._serialize(call)
+                body, message_id = self._serialize(call)
                 if len(body) > self.options.max_call_bytes:
                     problem = (
                         "(call)",
@@ -104,8 +110,7 @@ class CallMapper:
             if problem is not None:
                 mapped.rejected.append(RejectedRow(row_number, *problem, row=_row_values(batch, row)))
                 continue
-            mapped.calls.append(body)
-            mapped.row_numbers.append(row_number)
+            mapped.calls.append(MappedCall(body, row_number, message_id, self._entity_key(call, message_id)))
         return mapped
 
     def _plan(self, schema: pa.Schema) -> None:
@@ -152,15 +157,28 @@ class CallMapper:
             call["userId"] = ""  # only reached for an email-only identify; validation checks it
         return call
 
-    def _serialize(self, call: dict[str, Any]) -> bytes:
+    def _serialize(self, call: dict[str, Any]) -> tuple[bytes, str]:
         if call.get("messageId"):
-            return orjson.dumps(call)
+            return orjson.dumps(call), call["messageId"]
         call.pop("messageId", None)
         body = orjson.dumps(call)
         # Deterministic: the same row sent again to the same destination carries the same id,
         # so Segment-style deduplication (and our own lookback) recognise it.
         message_id = hashlib.blake2b(self._namespace + body, digest_size=16).hexdigest()
-        return body[:-1] + b',"messageId":"' + message_id.encode() + b'"}'
+        return body[:-1] + b',"messageId":"' + message_id.encode() + b'"}', message_id
+
+    def _entity_key(self, call: dict[str, Any], message_id: str) -> str:
+        """Profiles are updated in place, so the delivery ledger compares versions per person or
+        group; events are each their own thing, keyed by their message id."""
+        call_type = self.options.call_type
+        person = call.get("userId") or call.get("anonymousId") or (call.get("traits") or {}).get("email", "")
+        if call_type == "identify":
+            return f"person:{person}"
+        if call_type == "group":
+            return f"group:{call.get('groupId')}:{person}"
+        if call_type == "alias":
+            return f"alias:{call.get('previousId')}:{call.get('userId')}"
+        return f"event:{message_id}"
 
 
 def _row_values(batch: pa.RecordBatch, row: int) -> dict[str, Any]:

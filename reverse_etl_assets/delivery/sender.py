@@ -1,0 +1,266 @@
+"""Send requests to a destination: several in flight, paced, retried, split around bad calls.
+
+- 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter,
+  honouring `Retry-After`, until the request's retry budget is spent.
+- A 400 carrying `meta.errors` (or a 413) is not retried as a whole: the request is split in two,
+  again and again, until the calls the destination refuses stand alone; those become rejected rows
+  with the destination's reason and the rest are delivered.
+- 401/403 stops everything at once: nothing more is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from reverse_etl_assets.delivery.batching import BatchRequest
+from reverse_etl_assets.delivery.errors import AuthenticationError, DeliveryError
+from reverse_etl_assets.delivery.http_api import Answer, TransportError
+from reverse_etl_assets.delivery.rate_limit import RateLimiter
+from reverse_etl_assets.mapping.calls import MappedCall, RejectedRow
+
+
+class Transport(Protocol):
+    def post(self, request: BatchRequest) -> Answer:
+        """One attempt; raises TransportError when there is no answer."""
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    destination_name: str
+    url: str
+    max_in_flight: int = 4
+    rate_limit_requests: int = 3000
+    rate_limit_seconds: float = 3.0
+    retry_budget_seconds: float = 300.0
+    initial_backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+
+
+@dataclass
+class DeliveryStats:
+    calls_delivered: int = 0
+    requests: int = 0  # acknowledged requests
+    bytes_sent: int = 0  # bodies of acknowledged requests
+    attempts: int = 0  # every HTTP attempt, retries and splits included
+    retried_requests: int = 0  # attempts that repeated an earlier one
+    split_requests: int = 0
+    calls_refused: int = 0  # by the destination (400), reported as rejected rows
+    throttled_seconds: float = 0.0  # waiting for the client-side rate limit or a Retry-After pause
+    backoff_seconds: float = 0.0  # sleeping between retries
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class _Stopped(Exception):
+    """Another request failed for good: this one gives up without sending."""
+
+
+class Sender:
+    """Delivers the requests of one run to one destination."""
+
+    def __init__(
+        self, transport: Transport, settings: SenderSettings, log: logging.Logger | None = None
+    ) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.log = log or logging.getLogger(__name__)
+        self.stats = DeliveryStats()
+        self._limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_seconds)
+        self._pool = ThreadPoolExecutor(
+            settings.max_in_flight, thread_name_prefix=f"send-{settings.destination_name}"
+        )
+        self._slots = threading.BoundedSemaphore(settings.max_in_flight * 2)  # queued + in flight
+        self._lock = threading.Lock()
+        self._pending: set[Future[None]] = set()
+        self._failure: DeliveryError | None = None
+        self._delivered: list[MappedCall] = []
+        self._refused: list[RejectedRow] = []
+        self._backoff = wait_exponential_jitter(
+            multiplier=settings.initial_backoff_seconds,
+            max=settings.max_backoff_seconds,
+            jitter=settings.initial_backoff_seconds,
+        )
+
+    # -- what the run calls ------------------------------------------------------------------
+
+    def submit(self, request: BatchRequest) -> None:
+        """Queue a request; blocks while enough are in flight. Raises once a request has failed."""
+        self._raise_failure()
+        self._slots.acquire()
+        self._raise_failure()
+        future = self._pool.submit(self._deliver, request)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def take_delivered(self) -> list[MappedCall]:
+        """Calls acknowledged since the last call (for the delivery ledger)."""
+        with self._lock:
+            taken, self._delivered = self._delivered, []
+        return taken
+
+    def take_refused(self) -> list[RejectedRow]:
+        with self._lock:
+            taken, self._refused = self._refused, []
+        return taken
+
+    def finish(self) -> DeliveryStats:
+        """Wait for every request; raise DeliveryError if any failed; make the delivery durable."""
+        while True:
+            with self._lock:
+                pending = list(self._pending)
+            if not pending:
+                break
+            for future in pending:
+                future.exception()
+        self._raise_failure()
+        self.transport.flush()
+        return self.stats
+
+    def close(self) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = DeliveryError("the run stopped")
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.transport.close()
+
+    # -- one request --------------------------------------------------------------------------
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+        self._slots.release()
+        error = future.exception() if not future.cancelled() else None
+        if error is not None and not isinstance(error, _Stopped):
+            with self._lock:
+                if self._failure is None:
+                    self._failure = (
+                        error
+                        if isinstance(error, DeliveryError)
+                        else DeliveryError(f"{type(error).__name__}: {error}")
+                    )
+
+    def _raise_failure(self) -> None:
+        with self._lock:
+            failure = self._failure
+        if failure is not None:
+            raise failure
+
+    def _deliver(self, request: BatchRequest) -> None:
+        answer = self._post_with_retries(request)
+        name, url = self.settings.destination_name, self.settings.url
+        if answer.ok:
+            with self._lock:
+                self.stats.calls_delivered += len(request.calls)
+                self.stats.requests += 1
+                self.stats.bytes_sent += request.size
+                self._delivered.extend(request.calls)
+            return
+        if answer.status in (401, 403):
+            raise AuthenticationError(
+                f"destination {name!r}: POST {url} answered {answer.status}: {answer.text} "
+                "(check the API key; nothing more is sent in this run)"
+            )
+        errors = answer.errors
+        if (answer.status == 400 and errors) or answer.status == 413:
+            if len(request.calls) == 1:
+                reason = "; ".join(errors) or answer.text or "request too large"
+                self._refuse(request.calls[0], f"the destination refused it ({answer.status}): {reason}")
+                return
+            with self._lock:
+                self.stats.split_requests += 1
+            for half in request.split():
+                self._deliver(half)
+            return
+        raise DeliveryError(f"destination {name!r}: POST {url} answered {answer.status}: {answer.text}")
+
+    def _refuse(self, call: MappedCall, reason: str) -> None:
+        try:
+            row = orjson.loads(call.body)
+        except orjson.JSONDecodeError:
+            row = {}
+        with self._lock:
+            self.stats.calls_refused += 1
+            self._refused.append(RejectedRow(call.row_number, "(call)", reason, row=row))
+
+    def _post_with_retries(self, request: BatchRequest) -> Answer:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_before_delay(self.settings.retry_budget_seconds),
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._attempt(request, retry=attempt.retry_state.attempt_number > 1)
+        except _Retryable as error:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            settings = self.settings
+            raise DeliveryError(
+                f"destination {settings.destination_name!r}: POST {settings.url} still failing after "
+                f"{attempts} attempts within {settings.retry_budget_seconds:g} s (retry_budget_seconds): "
+                f"{error}"
+            ) from None
+        raise AssertionError("unreachable")
+
+    def _attempt(self, request: BatchRequest, retry: bool) -> Answer:
+        with self._lock:
+            if self._failure is not None:
+                raise _Stopped()
+        waited = self._limiter.acquire()
+        with self._lock:
+            self.stats.attempts += 1
+            self.stats.retried_requests += retry
+            self.stats.throttled_seconds += waited
+        try:
+            answer = self.transport.post(request)
+        except TransportError as error:
+            raise _Retryable(str(error)) from None
+        if answer.status == 429 or answer.status >= 500:
+            if answer.retry_after is not None:
+                self._limiter.pause(answer.retry_after)  # every sender thread waits, not just this one
+            raise _Retryable(f"answered {answer.status}: {answer.text}", answer.retry_after)
+        return answer
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is None:
+            return self._backoff(state)
+        return max(retry_after, 0.1)  # `Retry-After: 0` must not become a busy loop
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        with self._lock:
+            self.stats.backoff_seconds += seconds
+        error = state.outcome.exception() if state.outcome else None
+        self.log.warning(
+            "%s: attempt %d failed (%s); retrying in %.1f s",
+            self.settings.destination_name,
+            state.attempt_number,
+            error,
+            seconds,
+        )
