@@ -13,7 +13,7 @@ import dagster as dg
 from reverse_etl_assets.config.loading import CONFIG_ENV_VAR, ConfigError, LoadedConfig, load_config
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.instance_home import ensure_dagster_home
-from reverse_etl_assets.defs.schedules import sync_job_name
+from reverse_etl_assets.defs.runs import sync_job_name
 
 _config_option = click.option(
     "--config",

@@ -133,7 +133,7 @@ def materialize_sync(
     """Run one partition of a sync's asset, as the UI's Materialize button and the schedule do."""
     from reverse_etl_assets.config.loading import load_config
     from reverse_etl_assets.defs.build import build_definitions
-    from reverse_etl_assets.defs.schedules import sync_job_name
+    from reverse_etl_assets.defs.runs import sync_job_name
 
     definitions = build_definitions(load_config(config_path))
     job = definitions.resolve_job_def(sync_job_name(sync_name))

@@ -222,3 +222,16 @@ def test_reverse_etl_validate_accepts_the_demo_and_prints_warnings(tmp_path):
     )
     assert warned.returncode == 0
     assert "warning: reverse_etl.yaml, line 24: sync 'identify_users', field 'query'" in warned.stderr
+
+
+def test_a_query_that_writes_is_refused_when_the_file_is_loaded(tmp_path):
+    [problem] = problems(
+        tmp_path,
+        VALID.replace(
+            "      FROM users WHERE last_updated >= FROM_UNIXTIME({{last_sync_time}})",
+            "      FROM users WHERE last_updated >= FROM_UNIXTIME({{last_sync_time}});\n"
+            "      DELETE FROM users",
+        ),
+    )
+    assert problem.startswith("reverse_etl.yaml, line 24: sync 'identify_users', field 'query': ")
+    assert "not a single read statement" in problem and "line 3" in problem

@@ -49,7 +49,7 @@ def test_dagster_dev_serves_the_demo_and_materializes_it(dagster_dev, tmp_path):
         "{ nodes { schedules { name cronSchedule } } } } }"
     )["repositoriesOrError"]["nodes"]
     schedules = [schedule for repository in repositories for schedule in repository["schedules"]]
-    assert {"name": "demo_identify_users_schedule", "cronSchedule": "*/15 * * * *"} in schedules
+    assert {"name": "demo_identify_users__outbox_schedule", "cronSchedule": "*/15 * * * *"} in schedules
 
     run_id = dagster_dev.materialize("demo_identify_users", "outbox")
     assert dagster_dev.wait_for_run(run_id) == "SUCCESS", dagster_dev.output()

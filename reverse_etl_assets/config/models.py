@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from reverse_etl_assets.config.frequency import frequency_to_cron
+from reverse_etl_assets.source.statement_guard import check_read_only
 
 CallType = Literal["identify", "track", "group", "page", "screen", "alias"]
 CALL_TYPES: tuple[CallType, ...] = ("identify", "track", "group", "page", "screen", "alias")
@@ -74,6 +75,12 @@ class MySQLDatabase(StrictModel):
     ssl: TlsConfig = TlsConfig()
     time_zone: str = "+00:00"
     connect_timeout_seconds: float = Field(default=10, gt=0)
+    # How long to wait for the server to send anything (a query's first rows, the next packet):
+    # beyond it, a connection that died silently is given up on.
+    read_timeout_seconds: float = Field(default=3600, gt=0)
+    # The server stops the query after this long (MariaDB max_statement_time, MySQL
+    # max_execution_time). It counts until the last row is read, delivery included; off by default.
+    statement_timeout_seconds: float | None = Field(default=None, gt=0)
 
     _check_password_env = field_validator("password_env")(_check_env_var_name)
 
@@ -207,7 +214,9 @@ class SyncConfig(StrictModel):
     type: CallType
     database: str
     destinations: list[str] = Field(min_length=1)
-    frequency: str
+    frequency: str | None = None
+    # Dagster assets (keys written `a/b/c`, e.g. a dbt model) whose updates also trigger the sync.
+    after_assets: list[str] = Field(default_factory=list)
     start_at: datetime | None = None
     enabled: bool = True
     query: str = Field(min_length=1)
@@ -228,6 +237,14 @@ class SyncConfig(StrictModel):
             )
         return value
 
+    @field_validator("query")
+    @classmethod
+    def _read_only(cls, value: str) -> str:
+        # Refused here, before anything reaches the database; the read-only transaction is the
+        # second line of defence.
+        check_read_only(value)
+        return value
+
     @field_validator("destinations")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
@@ -238,9 +255,24 @@ class SyncConfig(StrictModel):
 
     @field_validator("frequency")
     @classmethod
-    def _frequency(cls, value: str) -> str:
-        frequency_to_cron(value)
+    def _frequency(cls, value: str | None) -> str | None:
+        if value is not None:
+            frequency_to_cron(value)
         return value
+
+    @field_validator("after_assets")
+    @classmethod
+    def _asset_keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if not re.match(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$", key):
+                raise ValueError(f"{key!r} is not an asset key such as 'dbt/orders' (parts joined by /)")
+        return value
+
+    @model_validator(mode="after")
+    def _triggered_somehow(self) -> SyncConfig:
+        if self.frequency is None and not self.after_assets:
+            raise ValueError("give the sync a frequency, after_assets, or both")
+        return self
 
     @field_validator("start_at")
     @classmethod
@@ -251,8 +283,8 @@ class SyncConfig(StrictModel):
         return value
 
     @property
-    def cron(self) -> str:
-        return frequency_to_cron(self.frequency)
+    def cron(self) -> str | None:
+        return frequency_to_cron(self.frequency) if self.frequency else None
 
 
 class ProjectConfig(StrictModel):

@@ -7,10 +7,13 @@ import dagster as dg
 
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.config.models import SyncConfig
-from reverse_etl_assets.defs.checks import check_specs, rejected_rows_check
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
+from reverse_etl_assets.defs.frequency_check import check_spec as frequency_check_spec
+from reverse_etl_assets.defs.frequency_check import frequency_check
 from reverse_etl_assets.defs.instance_home import rejected_rows_path
 from reverse_etl_assets.defs.metadata import run_metadata
+from reverse_etl_assets.defs.rejected_rows_check import check_spec as rejected_rows_spec
+from reverse_etl_assets.defs.rejected_rows_check import rejected_rows_check
 from reverse_etl_assets.defs.resources import DeliveryResource
 from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.sync_run import SyncRunFailed, run_sync
@@ -33,7 +36,10 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
         partitions_def=dg.StaticPartitionsDefinition(list(sync.destinations)),
         # Dagster shows at most three kinds: the database, then the destinations.
         kinds={database.kind, *destination_kinds[:2]},
-        check_specs=check_specs(sync),
+        check_specs=[rejected_rows_spec(sync), frequency_check_spec(sync)],
+        # One run at a time per sync, whoever launches it (dagster.yaml sets every pool's limit to 1).
+        pool=f"reverse_etl/{sync.name}",
+        deps=[dg.AssetKey(key.split("/")) for key in sync.after_assets],
         metadata={
             "call_type": sync.type,
             "database": sync.database,
@@ -80,7 +86,17 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
         for warning in result.warnings:
             context.log.warning(warning)
         return dg.MaterializeResult(
-            metadata=run_metadata(result), check_results=[rejected_rows_check(sync, result)]
+            metadata=run_metadata(result),
+            check_results=[
+                rejected_rows_check(sync, result),
+                frequency_check(
+                    context.instance,
+                    sync,
+                    destination_name,
+                    project.schedule_timezone,
+                    result.duration_seconds,
+                ),
+            ],
         )
 
     return sync_asset

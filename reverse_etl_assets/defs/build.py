@@ -9,20 +9,25 @@ import dagster as dg
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.defs.assets import build_sync_asset
 from reverse_etl_assets.defs.resources import DeliveryResource
-from reverse_etl_assets.defs.schedules import build_sync_job, build_sync_schedule
+from reverse_etl_assets.defs.schedules import build_sync_job, build_sync_schedules
+from reverse_etl_assets.defs.sensors import build_alert_sensors, build_upstream_sensor
 
 
 def build_definitions(config: LoadedConfig) -> dg.Definitions:
-    assets, jobs, schedules = [], [], []
-    for sync in config.project.syncs:
+    project = config.project
+    assets, jobs, schedules, sensors = [], [], [], build_alert_sensors(project)
+    for sync in project.syncs:
         asset = build_sync_asset(sync, config)
         job = build_sync_job(sync, asset)
         assets.append(asset)
         jobs.append(job)
-        schedules.append(build_sync_schedule(sync, job, config.project.schedule_timezone))
+        schedules.extend(build_sync_schedules(sync, job, project.schedule_timezone))
+        if sync.after_assets:
+            sensors.append(build_upstream_sensor(sync, job))
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
         schedules=schedules,
+        sensors=sensors,
         resources={"delivery": DeliveryResource(ledger_url=os.environ.get("REVERSE_ETL_LEDGER_URL") or None)},
     )

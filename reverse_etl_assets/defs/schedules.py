@@ -1,4 +1,9 @@
-"""A schedule per sync, built from its `frequency`: each tick asks for one run per destination."""
+"""A schedule per sync and destination, built from the sync's `frequency`.
+
+A tick is skipped, with a message naming the run, while a run of the same sync and destination is
+queued or in progress, however it was launched. Nothing is lost by skipping: the next run reads the
+destination's stored cursor, so it catches up on the skipped interval's rows.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,61 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from reverse_etl_assets.config.models import SyncConfig
+from reverse_etl_assets.defs.runs import PARTITION_TAG, run_in_progress, sync_job_name
+
+SKIPPED_BUSY = "still in progress"  # every overlap skip message contains these words
+SKIPPED_NOT_STARTED = "does not start before"
 
 
-def sync_job_name(sync_name: str) -> str:
-    return f"{sync_name}_job"
+def schedule_name(sync_name: str, destination: str) -> str:
+    return f"{sync_name}__{destination}_schedule"
 
 
 def build_sync_job(sync: SyncConfig, asset: dg.AssetsDefinition) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         sync_job_name(sync.name),
         selection=dg.AssetSelection.assets(asset),
-        description=f"Runs the sync {sync.name} for one destination.",
+        description=f"Runs the sync {sync.name} for one destination (the partition).",
     )
 
 
-def build_sync_schedule(
+def build_sync_schedules(
     sync: SyncConfig, job: UnresolvedAssetJobDefinition, timezone: str
+) -> list[dg.ScheduleDefinition]:
+    if sync.cron is None:
+        return []
+    return [_schedule(sync, destination, job, timezone) for destination in sync.destinations]
+
+
+def _schedule(
+    sync: SyncConfig, destination: str, job: UnresolvedAssetJobDefinition, timezone: str
 ) -> dg.ScheduleDefinition:
     @dg.schedule(
-        name=f"{sync.name}_schedule",
+        name=schedule_name(sync.name, destination),
         cron_schedule=sync.cron,
         execution_timezone=timezone,
         job=job,
         default_status=dg.DefaultScheduleStatus.RUNNING if sync.enabled else dg.DefaultScheduleStatus.STOPPED,
-        description=f"Runs {sync.name} every {sync.frequency} ({sync.cron}, {timezone}).",
+        description=f"Runs {sync.name} → {destination} every {sync.frequency} ({sync.cron}, {timezone}); "
+        "skips a tick while an earlier run is still in progress.",
+        tags={"reverse_etl/sync": sync.name, "reverse_etl/destination": destination},
     )
-    def sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | list[dg.RunRequest]:
-        tick = context.scheduled_execution_time
-        if sync.start_at is not None and tick is not None and tick < sync.start_at:
-            return dg.SkipReason(f"{sync.name} starts at {sync.start_at.isoformat()}")
-        return [dg.RunRequest(partition_key=destination) for destination in sync.destinations]
+    def sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | dg.RunRequest:
+        return evaluate_tick(context, sync, destination)
 
     return sync_schedule
+
+
+def evaluate_tick(
+    context: dg.ScheduleEvaluationContext, sync: SyncConfig, destination: str
+) -> dg.SkipReason | dg.RunRequest:
+    tick = context.scheduled_execution_time
+    if sync.start_at is not None and tick is not None and tick < sync.start_at:
+        return dg.SkipReason(f"{sync.name} {SKIPPED_NOT_STARTED} {sync.start_at.isoformat()} (start_at)")
+    busy = run_in_progress(context.instance, sync.name, destination)
+    if busy is not None:
+        return dg.SkipReason(
+            f"{sync.name} → {destination}: run {busy.run_id} ({busy.job_name}, {busy.status.value}) is "
+            f"{SKIPPED_BUSY}; the next run catches up from the stored last_sync_time"
+        )
+    return dg.RunRequest(partition_key=destination, tags={PARTITION_TAG: destination})

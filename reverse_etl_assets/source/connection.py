@@ -36,6 +36,7 @@ class SourceSession:
     connection: sa.Connection
     time_zone: str
     server_time_sql: str
+    abandoned: bool = False
 
     def server_time(self) -> int:
         """The database server's clock as Unix time: the next `last_sync_time` comes from here."""
@@ -51,13 +52,47 @@ class SourceSession:
             # no_parameters: the SQL goes to the driver as written, so `LIKE 'a%'` needs no escaping.
             options = {"stream_results": True, "no_parameters": True}
             result = self.connection.execution_options(**options).exec_driver_sql(sql)
+            exhausted = False
             try:
                 columns = mark_json_columns(self.engine, describe_columns(result.cursor))
                 _check_unique_names([c.name for c in columns])
                 for rows in result.partitions(batch_rows):
                     yield rows_to_record_batch(rows, columns, self.time_zone)
+                exhausted = True
             finally:
-                result.close()
+                if exhausted:
+                    result.close()
+                else:
+                    self.abandon(result.cursor)
+
+    def count_rows(self, sql: str) -> int:
+        """How many rows `sql` returns, counted by the server."""
+        with _errors(self.database_name, "counting the query's rows"):
+            return int(self._scalar(f"SELECT COUNT(*) FROM ({sql}) AS counted_rows"))
+
+    def returns_rows(self, sql: str) -> bool:
+        with _errors(self.database_name, "probing the query"):
+            return self._scalar(f"SELECT 1 FROM ({sql}) AS probed_rows LIMIT 1") is not None
+
+    def grants(self) -> list[str]:
+        """The connected user's grants (`SHOW GRANTS`); none for SQLite."""
+        if self.engine.dialect.name == "sqlite":
+            return []
+        with _errors(self.database_name, "reading the user's grants"):
+            return [str(row[0]) for row in self.connection.exec_driver_sql("SHOW GRANTS")]
+
+    def abandon(self, cursor: object = None) -> None:
+        """Drop the connection without reading the rest of a result that may hold millions of rows
+        (stopping early on an error, or a preview); the server ends the query when the socket closes."""
+        unread = getattr(cursor, "_result", None)
+        if unread is not None:
+            unread.unbuffered_active = False  # else PyMySQL reads every remaining row to clear the line
+        self.abandoned = True
+        self.connection.invalidate()
+
+    def _scalar(self, sql: str) -> object:
+        options = {"no_parameters": True}
+        return self.connection.execution_options(**options).exec_driver_sql(sql).scalar()
 
 
 @contextmanager
@@ -76,9 +111,11 @@ def open_read_only_session(name: str, database: Database) -> Iterator[SourceSess
         with connection:
             with _errors(name, "starting a read-only transaction"):
                 _begin_read_only(connection, database)
-            yield SourceSession(name, engine, connection, database.time_zone, server_time_sql)
-            with _errors(name, "ending the read-only transaction"):
-                connection.exec_driver_sql("COMMIT")
+            session = SourceSession(name, engine, connection, database.time_zone, server_time_sql)
+            yield session
+            if not session.abandoned:
+                with _errors(name, "ending the read-only transaction"):
+                    connection.exec_driver_sql("COMMIT")
     finally:
         engine.dispose()
 
@@ -87,11 +124,21 @@ def _begin_read_only(connection: sa.Connection, database: Database) -> None:
     if isinstance(database, MySQLDatabase):
         connection.exec_driver_sql("SET time_zone = %s", (database.time_zone,))
         connection.exec_driver_sql(f"SET SESSION net_write_timeout = {_NET_WRITE_TIMEOUT_SECONDS}")
+        if database.statement_timeout_seconds is not None:
+            _set_statement_timeout(connection, database.statement_timeout_seconds)
         # Any write in this transaction fails, whatever the user's grants.
         connection.exec_driver_sql("START TRANSACTION READ ONLY")
     else:
         connection.exec_driver_sql("PRAGMA query_only = ON")
         connection.exec_driver_sql("BEGIN")
+
+
+def _set_statement_timeout(connection: sa.Connection, seconds: float) -> None:
+    version = str(connection.exec_driver_sql("SELECT VERSION()").scalar_one())
+    if "mariadb" in version.lower():
+        connection.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:f}")
+    else:  # MySQL 5.7.8+: milliseconds, for SELECT statements
+        connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(seconds * 1000)}")
 
 
 def _mysql_engine(name: str, database: MySQLDatabase) -> sa.Engine:
@@ -112,7 +159,11 @@ def _mysql_engine(name: str, database: MySQLDatabase) -> sa.Engine:
         database=database.database,
         query={"charset": "utf8mb4"},
     )
-    connect_args = {"connect_timeout": database.connect_timeout_seconds, **pymysql_tls_args(database.ssl)}
+    connect_args = {
+        "connect_timeout": database.connect_timeout_seconds,
+        "read_timeout": database.read_timeout_seconds,
+        **pymysql_tls_args(database.ssl),
+    }
     return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
 
@@ -161,5 +212,13 @@ def _driver_message(error: sa.exc.DBAPIError) -> str:
     """The server's own words: `(1064, "You have an error ... at line 3")` → `1064: You have ...`."""
     args = getattr(error.orig, "args", ())
     if len(args) == 2 and isinstance(args[0], int):
-        return f"({args[0]}) {args[1]}"
+        return f"({args[0]}) {args[1]}{_HINTS.get(args[0], '')}"
     return str(error.orig) or type(error.orig).__name__
+
+
+_HINTS = {
+    1969: " (statement_timeout_seconds: raise it, or make the query faster)",  # MariaDB
+    3024: " (statement_timeout_seconds: raise it, or make the query faster)",  # MySQL
+    2013: " (the server went away mid-query: restarted, the connection was killed, or nothing came "
+    "for read_timeout_seconds)",
+}

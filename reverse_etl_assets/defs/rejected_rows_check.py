@@ -1,4 +1,4 @@
-"""Asset checks on every sync, evaluated with each materialization."""
+"""The `rejected_rows` check on every sync, evaluated with each materialization."""
 
 from __future__ import annotations
 
@@ -11,17 +11,15 @@ from reverse_etl_assets.sync_run import SyncRunResult
 REJECTED_ROWS = "rejected_rows"
 
 
-def check_specs(sync: SyncConfig) -> list[dg.AssetCheckSpec]:
-    return [
-        dg.AssetCheckSpec(
-            REJECTED_ROWS,
-            asset=sync.name,
-            description=(
-                "Rows that could not become valid calls and were not sent. Warns when any row was "
-                f"rejected; errors when more than {sync.max_rejected_share:.0%} were (max_rejected_share)."
-            ),
-        )
-    ]
+def check_spec(sync: SyncConfig) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        REJECTED_ROWS,
+        asset=sync.name,
+        description=(
+            "Rows that could not become valid calls and were not sent. Warns when any row was "
+            f"rejected; errors when more than {sync.max_rejected_share:.0%} were (max_rejected_share)."
+        ),
+    )
 
 
 def rejected_rows_check(sync: SyncConfig, result: SyncRunResult) -> dg.AssetCheckResult:

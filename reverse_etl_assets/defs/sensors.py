@@ -1,0 +1,159 @@
+"""Sensors: alerts to a webhook when a sync fails or rejects too many rows, and syncs that run
+after upstream Dagster assets update."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import dagster as dg
+import requests
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from reverse_etl_assets.config.models import ProjectConfig, SyncConfig
+from reverse_etl_assets.defs.runs import PARTITION_TAG, run_in_progress, runs_sync
+
+WEBHOOK_ENV = "REVERSE_ETL_ALERT_WEBHOOK_URL"
+UI_URL_ENV = "REVERSE_ETL_DAGSTER_URL"  # where run links point; default http://127.0.0.1:3000
+
+
+def build_alert_sensors(project: ProjectConfig) -> list[dg.SensorDefinition]:
+    syncs = {sync.name: sync for sync in project.syncs}
+
+    @dg.run_failure_sensor(
+        name="reverse_etl_failure_alerts",
+        description=f"Posts to ${WEBHOOK_ENV} (Slack-compatible JSON) when a sync run fails.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def failure_alerts(context: dg.RunFailureSensorContext) -> dg.SkipReason | None:
+        sync = _sync_of(context.dagster_run, syncs)
+        if sync is None:
+            return dg.SkipReason(f"run {context.dagster_run.run_id} is not a sync run")
+        counts: dict[str, Any] = {}
+        errors = []
+        for event in context.get_step_failure_events():
+            data = event.step_failure_data
+            if data.user_failure_data is not None:
+                counts.update({k: v.value for k, v in data.user_failure_data.metadata.items()})
+            if data.error is not None:
+                errors.append(data.error.message.strip())
+        error = "; ".join(errors) or context.failure_event.message or "the run failed"
+        return _post(context.dagster_run, sync, "FAILED", error, counts)
+
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        name="reverse_etl_rejected_rows_alerts",
+        description=f"Posts to ${WEBHOOK_ENV} when a sync run rejects more rows than its max_rejected_share.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def rejected_rows_alerts(context: dg.RunStatusSensorContext) -> dg.SkipReason | None:
+        sync = _sync_of(context.dagster_run, syncs)
+        if sync is None:
+            return dg.SkipReason(f"run {context.dagster_run.run_id} is not a sync run")
+        records = context.instance.get_records_for_run(
+            context.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        for record in records:
+            materialization = record.asset_materialization
+            if materialization is None or materialization.asset_key != dg.AssetKey(sync.name):
+                continue
+            counts = {k: v.value for k, v in materialization.metadata.items()}
+            read, rejected = counts.get("rows_read", 0), counts.get("rows_rejected", 0)
+            if read and rejected / read > sync.max_rejected_share:
+                reason = (
+                    f"{rejected} of {read} rows rejected ({rejected / read:.1%}), above "
+                    f"max_rejected_share {sync.max_rejected_share:.0%}"
+                )
+                return _post(context.dagster_run, sync, "REJECTED ROWS", reason, counts)
+        return dg.SkipReason("no sync materialization above its max_rejected_share")
+
+    return [failure_alerts, rejected_rows_alerts]
+
+
+def build_upstream_sensor(sync: SyncConfig, job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    """Run the sync for each destination when any of its `after_assets` is materialized."""
+    keys = [dg.AssetKey(key.split("/")) for key in sync.after_assets]
+
+    def after_upstream(context: dg.MultiAssetSensorEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        latest = {
+            key: record for key, record in context.latest_materialization_records_by_key().items() if record
+        }
+        if not latest:
+            return dg.SkipReason(f"no new materialization of {', '.join(sync.after_assets)}")
+        newest = max(record.storage_id for record in latest.values())
+        requests, busy = [], []
+        for destination in sync.destinations:
+            running = run_in_progress(context.instance, sync.name, destination)
+            if running is not None:
+                busy.append(f"{destination} (run {running.run_id} still in progress)")
+                continue
+            # The run key makes a request for this upstream change happen once per destination.
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{destination}:{newest}",
+                    partition_key=destination,
+                    tags={PARTITION_TAG: destination},
+                )
+            )
+        if not busy:
+            context.advance_all_cursors()  # otherwise asked again until every destination has run
+        return requests or dg.SkipReason(f"waiting for {', '.join(busy)}")
+
+    # Dagster suggests Declarative Automation over multi-asset sensors, except where a specific job
+    # must be targeted: here the sync's job, with the no-overlap rule and a run per destination.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*MultiAssetSensorDefinition.*superseded")
+        return dg.multi_asset_sensor(
+            name=f"{sync.name}_after_upstream",
+            monitored_assets=keys,
+            job=job,
+            description=f"Runs {sync.name} after {', '.join(sync.after_assets)} update.",
+            default_status=dg.DefaultSensorStatus.RUNNING if sync.enabled else dg.DefaultSensorStatus.STOPPED,
+        )(after_upstream)
+
+
+def _sync_of(run: dg.DagsterRun, syncs: dict[str, SyncConfig]) -> SyncConfig | None:
+    return next((sync for name, sync in syncs.items() if runs_sync(run, name)), None)
+
+
+def _post(
+    run: dg.DagsterRun, sync: SyncConfig, what: str, reason: str, counts: dict[str, Any]
+) -> dg.SkipReason | None:
+    url = os.environ.get(WEBHOOK_ENV)
+    if not url:
+        return dg.SkipReason(f"no alert sent: ${WEBHOOK_ENV} is not set")
+    destination = run.tags.get(PARTITION_TAG, "?")
+    link = f"{os.environ.get(UI_URL_ENV, 'http://127.0.0.1:3000').rstrip('/')}/runs/{run.run_id}"
+    figures = ", ".join(
+        f"{label} {counts[key]}"
+        for key, label in (
+            ("rows_read", "rows read"),
+            ("calls_sent", "calls sent"),
+            ("rows_rejected", "rejected"),
+            ("last_sync_time", "last_sync_time"),
+        )
+        if key in counts
+    )
+    text = f"reverse-etl: {what}: sync {sync.name} → {destination}\n{reason}\n{figures}\nRun: {link}".replace(
+        "\n\n", "\n"
+    )
+    payload = {
+        "text": text,
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*{what}*: sync `{sync.name}` → `{destination}`"},
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": reason[:2900]}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": figures or "no figures"}]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{link}|Run {run.run_id}>"}},
+        ],
+        "sync": sync.name,
+        "destination": destination,
+        "run_id": run.run_id,
+        "run_url": link,
+    }
+    response = requests.post(url, json=payload, timeout=10)
+    response.raise_for_status()  # a sensor error shows in the UI: the alert did not go out
+    return None
