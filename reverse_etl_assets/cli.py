@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import getpass
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
 import click
 import dagster as dg
+from tabulate import tabulate
 
 from reverse_etl_assets.config.loading import CONFIG_ENV_VAR, ConfigError, LoadedConfig, load_config
+from reverse_etl_assets.config.models import SyncConfig
+from reverse_etl_assets.cursor import format_unix_time
 from reverse_etl_assets.defs.build import build_definitions
-from reverse_etl_assets.defs.instance_home import ensure_dagster_home
+from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
+from reverse_etl_assets.defs.history import recent_runs
+from reverse_etl_assets.defs.instance_home import DEFAULT_DAGSTER_HOME, ensure_dagster_home
 from reverse_etl_assets.defs.runs import sync_job_name
+from reverse_etl_assets.preview import database_findings, preview_sync, render_preview
+from reverse_etl_assets.source.connection import open_read_only_session
+from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.source.guards import Finding, large_runs_finding
+from reverse_etl_assets.source.query import render_query
 
 _config_option = click.option(
     "--config",
@@ -30,14 +44,120 @@ def main() -> None:
 
 @main.command()
 @_config_option
-def validate(config_file: Path | None) -> None:
-    """Check the configuration file: errors name the file, line, sync and field."""
+@click.option("--offline", is_flag=True, help="Check the file only; do not connect to the databases.")
+def validate(config_file: Path | None, offline: bool) -> None:
+    """Check the configuration file (errors name the file, line, sync and field), then connect to
+    each sync's database and check the guards: an incremental query, a read-only user."""
     config = _load(config_file)
     dg.Definitions.validate_loadable(build_definitions(config))
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
+    failed = False
+    if not offline:
+        for sync in config.project.syncs:
+            try:
+                findings = sync_findings(config, sync.name)
+            except SourceError as error:
+                click.echo(f"error: sync {sync.name!r}: {error}", err=True)
+                failed = True
+                continue
+            for finding in findings:
+                if finding.guard != "no_last_sync_time":  # the file check said so already
+                    click.echo(f"warning: sync {sync.name!r}: {finding.message}", err=True)
     syncs = config.project.syncs
-    click.echo(f"{config.path}: OK, {len(syncs)} sync(s): {', '.join(s.name for s in syncs) or 'none'}")
+    click.echo(
+        f"{config.path}: {'FAILED' if failed else 'OK'}, {len(syncs)} sync(s): "
+        f"{', '.join(s.name for s in syncs) or 'none'}"
+    )
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("sync_name", metavar="SYNC")
+@click.option("--destination", help="Whose last_sync_time to use (default: the sync's first destination).")
+@click.option("--limit", default=10, show_default=True, help="How many rows and payloads to show.")
+@_config_option
+def preview(sync_name: str, destination: str | None, limit: int, config_file: Path | None) -> None:
+    """Show what the next run of SYNC would send: the rows, their payloads, the rejected rows, the
+    number of rows (the API calls it would bill) and the guards. Sends nothing, moves no cursor."""
+    config = _load(config_file)
+    sync = _sync(config, sync_name)
+    destination = destination or sync.destinations[0]
+    _check_destination(sync, destination)
+    cursor = InstanceCursorStore(_instance()).read(sync_name, destination)
+    try:
+        result = preview_sync(
+            config, sync_name, destination, cursor.last_sync_time, limit, _history(sync_name, destination)
+        )
+    except SourceError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(render_preview(result))
+
+
+@main.group()
+def cursor() -> None:
+    """Show or move a sync's last_sync_time, per destination."""
+
+
+@cursor.command("show")
+@click.argument("sync_name", metavar="SYNC")
+@_config_option
+def cursor_show(sync_name: str, config_file: Path | None) -> None:
+    """Every destination's last_sync_time, and when and by whom it was set."""
+    sync = _sync(_load(config_file), sync_name)
+    store = InstanceCursorStore(_instance())
+    rows = []
+    for destination in sync.destinations:
+        position = store.read(sync_name, destination)
+        set_at = position.set_at.isoformat(timespec="seconds") if position.set_at else "never"
+        rows.append(
+            [destination, position.last_sync_time, position.last_sync_time_iso, set_at, position.set_by or ""]
+        )
+    click.echo(tabulate(rows, headers=["destination", "last_sync_time", "UTC", "set at", "set by"]))
+
+
+@cursor.command("set")
+@click.argument("sync_name", metavar="SYNC")
+@click.option("--destination", required=True)
+@click.option("--to", "to", required=True, help="Unix time, or an ISO-8601 date-time (UTC when no zone).")
+@_config_option
+def cursor_set(sync_name: str, destination: str, to: str, config_file: Path | None) -> None:
+    """Move a destination's last_sync_time: back to replay a window, ahead to skip history."""
+    sync = _sync(_load(config_file), sync_name)
+    _check_destination(sync, destination)
+    value = _unix_time(to)
+    store = InstanceCursorStore(_instance())
+    before = store.read(sync_name, destination).last_sync_time
+    store.write(sync_name, destination, value, "set", _who())
+    click.echo(f"{sync_name} → {destination}: last_sync_time {before} → {value} ({format_unix_time(value)})")
+
+
+@cursor.command("reset")
+@click.argument("sync_name", metavar="SYNC")
+@click.option("--destination", required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_config_option
+def cursor_reset(sync_name: str, destination: str, yes: bool, config_file: Path | None) -> None:
+    """Set a destination's last_sync_time back to 0: its next run sends every row again."""
+    config = _load(config_file)
+    sync = _sync(config, sync_name)
+    _check_destination(sync, destination)
+    try:
+        with open_read_only_session(sync.database, config.project.databases[sync.database]) as session:
+            rows = session.count_rows(render_query(sync.query, 0))
+    except SourceError as error:
+        raise click.ClickException(f"cannot count the rows a reset would re-send: {error}") from None
+    question = (
+        f"Reset {sync_name} → {destination} to last_sync_time 0? Its next run will send {rows:,} rows "
+        f"({rows:,} API calls) again."
+    )
+    if not yes and not click.confirm(question, default=False):
+        raise click.Abort()
+    store = InstanceCursorStore(_instance())
+    before = store.read(sync_name, destination).last_sync_time
+    store.write(sync_name, destination, 0, "reset", _who())
+    click.echo(f"{sync_name} → {destination}: last_sync_time {before} → 0; the next run sends {rows:,} rows")
 
 
 @main.command()
@@ -51,16 +171,9 @@ def run(sync_name: str, destinations: tuple[str, ...], config_file: Path | None)
     the UI and the schedule, so the run and its cursor show up in the UI.
     """
     config = _load(config_file)
-    try:
-        sync = config.project.sync(sync_name)
-    except KeyError as error:
-        raise click.ClickException(error.args[0]) from None
-    unknown = [d for d in destinations if d not in sync.destinations]
-    if unknown:
-        raise click.ClickException(
-            f"sync {sync_name!r} does not send to {', '.join(unknown)}; "
-            f"its destinations are: {', '.join(sync.destinations)}"
-        )
+    sync = _sync(config, sync_name)
+    for destination in destinations:
+        _check_destination(sync, destination)
     ensure_dagster_home()
     job = build_definitions(config).resolve_job_def(sync_job_name(sync_name))
     failed = False
@@ -95,6 +208,60 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     dagster = shutil.which("dagster") or "dagster"
     click.echo(f"DAGSTER_HOME={home}", err=True)
     os.execv(dagster, [dagster, "dev", *target, *dagster_args])
+
+
+def sync_findings(config: LoadedConfig, sync_name: str) -> list[Finding]:
+    sync = config.project.sync(sync_name)
+    database = config.project.databases[sync.database]
+    with open_read_only_session(sync.database, database) as session:
+        findings = database_findings(session, sync.query, database)
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / DEFAULT_DAGSTER_HOME)
+    if (home / "dagster.yaml").exists():  # the instance exists: its history tells about large runs
+        for destination in sync.destinations:
+            large = large_runs_finding(_history(sync_name, destination), sync.large_run_rows)
+            findings += [large] if large else []
+    return findings
+
+
+def _sync(config: LoadedConfig, sync_name: str) -> SyncConfig:
+    try:
+        return config.project.sync(sync_name)
+    except KeyError as error:
+        raise click.ClickException(error.args[0]) from None
+
+
+def _check_destination(sync: SyncConfig, destination: str) -> None:
+    if destination not in sync.destinations:
+        raise click.ClickException(
+            f"sync {sync.name!r} does not send to {destination}; "
+            f"its destinations are: {', '.join(sync.destinations)}"
+        )
+
+
+@functools.cache
+def _instance() -> dg.DagsterInstance:
+    ensure_dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def _history(sync_name: str, destination: str) -> list[tuple[float, int]]:
+    return [(run.timestamp, run.rows_read) for run in recent_runs(_instance(), sync_name, destination)]
+
+
+def _unix_time(text: str) -> int:
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither a Unix time nor an ISO-8601 date-time", param_hint="--to"
+        ) from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp())
+
+
+def _who() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()} (reverse-etl cursor)"
 
 
 def _load(config_file: Path | None) -> LoadedConfig:

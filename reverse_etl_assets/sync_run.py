@@ -18,7 +18,7 @@ from typing import IO
 import orjson
 
 from reverse_etl_assets.config.loading import LoadedConfig
-from reverse_etl_assets.config.models import CustomerIoDestination
+from reverse_etl_assets.cursor import query_since
 from reverse_etl_assets.cursor.ledger import DeliveryLedger
 from reverse_etl_assets.delivery.batching import RequestPacker
 from reverse_etl_assets.delivery.destinations import max_calls_per_request, max_request_bytes
@@ -88,32 +88,18 @@ def run_sync(
     """Send the rows of `sync_name`'s query for `last_sync_time` through `sender` (which the caller
     opens and closes). The ledger is used when the sync has a lookback. Raises SyncRunFailed."""
     project = config.project
-    sync = project.sync(sync_name)
-    if destination_name not in sync.destinations:
-        raise ValueError(
-            f"sync {sync_name!r} does not send to {destination_name!r}; "
-            f"its destinations are: {', '.join(sync.destinations)}"
-        )
+    sync = project.sync_to(sync_name, destination_name)
     destination = project.destinations[destination_name]
-    query_since = max(last_sync_time - sync.lookback_seconds, 0) if last_sync_time else 0
+    since = query_since(last_sync_time, sync.lookback_seconds)
     result = SyncRunResult(
         sync_name=sync_name,
         destination_name=destination_name,
         previous_last_sync_time=last_sync_time,
-        query_since=query_since,
-        rendered_query=render_query(sync.query, query_since),
+        query_since=since,
+        rendered_query=render_query(sync.query, since),
         rejected_rows_path=rejected_rows_path,
     )
-    mapper = CallMapper(
-        MappingOptions(
-            call_type=sync.type,
-            message_id_namespace=f"{sync_name}/{destination_name}",
-            max_call_bytes=destination.max_call_bytes,
-            send_nulls=sync.send_nulls,
-            column_types=sync.column_types,
-            email_identifies=isinstance(destination, CustomerIoDestination),
-        )
-    )
+    mapper = CallMapper(MappingOptions.for_sync(sync, destination_name, destination))
     run = _Run(result, sender, ledger if sync.lookback_seconds else None, log or logging.getLogger(__name__))
     try:
         already_delivered = run.load_ledger()

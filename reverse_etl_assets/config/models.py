@@ -225,6 +225,8 @@ class SyncConfig(StrictModel):
     # Re-read this many seconds before last_sync_time, for rows committed late (see docs/how-it-works.md).
     lookback_seconds: int = Field(default=0, ge=0, le=7 * 86_400)
     max_rejected_share: float = Field(default=0.05, ge=0, le=1)
+    # Warn when more than one run a day reads more rows than this.
+    large_run_rows: int = Field(default=1_000_000, ge=1)
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -307,6 +309,16 @@ class ProjectConfig(StrictModel):
     @classmethod
     def _schedule_timezone(cls, value: str) -> str:
         return check_time_zone(value, offsets=False)
+
+    def sync_to(self, name: str, destination: str) -> SyncConfig:
+        """The sync, after checking it sends to `destination`."""
+        sync = self.sync(name)
+        if destination not in sync.destinations:
+            raise KeyError(
+                f"sync {name!r} does not send to {destination!r}; its destinations are: "
+                f"{', '.join(sync.destinations)}"
+            )
+        return sync
 
     def sync(self, name: str) -> SyncConfig:
         for sync in self.syncs:

@@ -27,5 +27,10 @@ class CursorStore(Protocol):
     def read(self, sync_name: str, destination_name: str) -> Cursor: ...
 
 
+def query_since(last_sync_time: int, lookback_seconds: int) -> int:
+    """What `{{last_sync_time}}` becomes in the query: the cursor, moved back by the lookback."""
+    return max(last_sync_time - lookback_seconds, 0) if last_sync_time else 0
+
+
 def format_unix_time(seconds: int) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")

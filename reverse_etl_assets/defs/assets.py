@@ -10,6 +10,8 @@ from reverse_etl_assets.config.models import SyncConfig
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.frequency_check import check_spec as frequency_check_spec
 from reverse_etl_assets.defs.frequency_check import frequency_check
+from reverse_etl_assets.defs.guards_check import check_spec as guards_check_spec
+from reverse_etl_assets.defs.guards_check import guards_check
 from reverse_etl_assets.defs.instance_home import rejected_rows_path
 from reverse_etl_assets.defs.metadata import run_metadata
 from reverse_etl_assets.defs.rejected_rows_check import check_spec as rejected_rows_spec
@@ -36,7 +38,7 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
         partitions_def=dg.StaticPartitionsDefinition(list(sync.destinations)),
         # Dagster shows at most three kinds: the database, then the destinations.
         kinds={database.kind, *destination_kinds[:2]},
-        check_specs=[rejected_rows_spec(sync), frequency_check_spec(sync)],
+        check_specs=[rejected_rows_spec(sync), frequency_check_spec(sync), guards_check_spec(sync)],
         # One run at a time per sync, whoever launches it (dagster.yaml sets every pool's limit to 1).
         pool=f"reverse_etl/{sync.name}",
         deps=[dg.AssetKey(key.split("/")) for key in sync.after_assets],
@@ -96,6 +98,7 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
                     project.schedule_timezone,
                     result.duration_seconds,
                 ),
+                guards_check(context.instance, config, sync, destination_name, result.stats.rows_read),
             ],
         )
 

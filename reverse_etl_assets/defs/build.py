@@ -8,6 +8,7 @@ import dagster as dg
 
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.defs.assets import build_sync_asset
+from reverse_etl_assets.defs.preview_job import build_preview_job
 from reverse_etl_assets.defs.resources import DeliveryResource
 from reverse_etl_assets.defs.schedules import build_sync_job, build_sync_schedules
 from reverse_etl_assets.defs.sensors import build_alert_sensors, build_upstream_sensor
@@ -20,7 +21,7 @@ def build_definitions(config: LoadedConfig) -> dg.Definitions:
         asset = build_sync_asset(sync, config)
         job = build_sync_job(sync, asset)
         assets.append(asset)
-        jobs.append(job)
+        jobs += [job, build_preview_job(sync, config)]
         schedules.extend(build_sync_schedules(sync, job, project.schedule_timezone))
         if sync.after_assets:
             sensors.append(build_upstream_sensor(sync, job))

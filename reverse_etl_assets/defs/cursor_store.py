@@ -7,9 +7,10 @@ import datetime as dt
 
 import dagster as dg
 
-from reverse_etl_assets.cursor import Cursor
+from reverse_etl_assets.cursor import Cursor, format_unix_time
 
 LAST_SYNC_TIME = "last_sync_time"
+CHANGED_BY = "cursor_changed_by"
 
 
 class InstanceCursorStore:
@@ -17,19 +18,42 @@ class InstanceCursorStore:
         self.instance = instance
 
     def read(self, sync_name: str, destination_name: str) -> Cursor:
+        """The latest materialization that carries a cursor: one without (a materialization
+        reported by hand in the UI, say) must not send the destination back to 0."""
         records = self.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(sync_name), asset_partitions=[destination_name]),
-            limit=1,
+            limit=100,
         ).records
-        if not records:
-            return Cursor()
-        record = records[0]
-        materialization = record.asset_materialization
-        value = materialization.metadata.get(LAST_SYNC_TIME) if materialization else None
-        if value is None:
-            return Cursor()
-        return Cursor(
-            last_sync_time=int(value.value),
-            set_at=dt.datetime.fromtimestamp(record.timestamp, dt.UTC),
-            set_by=record.run_id or None,
+        for record in records:
+            metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+            if LAST_SYNC_TIME in metadata:
+                changed_by = metadata.get(CHANGED_BY)
+                return Cursor(
+                    last_sync_time=int(metadata[LAST_SYNC_TIME].value),
+                    set_at=dt.datetime.fromtimestamp(record.timestamp, dt.UTC),
+                    set_by=str(changed_by.value)
+                    if changed_by
+                    else (f"run {record.run_id}" if record.run_id else None),
+                )
+        return Cursor()
+
+    def write(
+        self, sync_name: str, destination_name: str, last_sync_time: int, change: str, changed_by: str
+    ) -> None:
+        """Move a cursor by hand. It is recorded as a materialization of the destination's partition,
+        so the UI shows who moved it, when, and from where to where."""
+        previous = self.read(sync_name, destination_name).last_sync_time
+        self.instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=sync_name,
+                partition=destination_name,
+                description=f"cursor {change} by {changed_by}",
+                metadata={
+                    LAST_SYNC_TIME: dg.MetadataValue.int(last_sync_time),
+                    "last_sync_time_utc": format_unix_time(last_sync_time),
+                    "previous_last_sync_time": dg.MetadataValue.int(previous),
+                    "cursor_change": change,
+                    CHANGED_BY: changed_by,
+                },
+            )
         )

@@ -17,6 +17,7 @@ from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from dagster._utils.schedules import cron_string_iterator
 
 from reverse_etl_assets.config.models import SyncConfig
+from reverse_etl_assets.defs.history import recent_runs
 from reverse_etl_assets.defs.schedules import SKIPPED_BUSY, schedule_name
 
 SYNC_FREQUENCY = "sync_frequency"
@@ -82,7 +83,8 @@ def frequency_check(
         interval_seconds=interval_seconds(sync.cron, timezone),
         ticks=ticks,
         skipped_busy=skipped,
-        durations=[this_run_seconds, *_recent_durations(instance, sync.name, destination)],
+        durations=[this_run_seconds]
+        + [run.duration_seconds for run in recent_runs(instance, sync.name, destination, RECENT_RUNS - 1)],
     )
     problems = findings.problems()
     metadata = {
@@ -124,17 +126,3 @@ def _recent_ticks(instance: dg.DagsterInstance, name: str) -> tuple[int, int]:
             # Ticks skipped before start_at, failed or still running say nothing about the frequency.
             total += busy or tick.status == TickStatus.SUCCESS
     return total, skipped
-
-
-def _recent_durations(instance: dg.DagsterInstance, sync_name: str, destination: str) -> list[float]:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(sync_name), asset_partitions=[destination]),
-        limit=RECENT_RUNS - 1,
-    ).records
-    durations = []
-    for record in records:
-        materialization = record.asset_materialization
-        value = materialization.metadata.get("duration_seconds") if materialization else None
-        if value is not None:
-            durations.append(float(value.value))
-    return durations

@@ -11,7 +11,13 @@ import orjson
 import pyarrow as pa
 
 from reverse_etl_assets import PACKAGE_NAME, __version__
-from reverse_etl_assets.config.models import CallType, ColumnType
+from reverse_etl_assets.config.models import (
+    CallType,
+    ColumnType,
+    CustomerIoDestination,
+    Destination,
+    SyncConfig,
+)
 from reverse_etl_assets.mapping.fields import DEFAULT_OBJECT, Placement, place_columns
 from reverse_etl_assets.mapping.validation import call_problem
 from reverse_etl_assets.mapping.values import ColumnConverter, column_converter
@@ -53,6 +59,17 @@ class MappingOptions:
     send_nulls: bool = False
     column_types: Mapping[str, ColumnType] = field(default_factory=dict)
     email_identifies: bool = False  # Customer.io accepts identify with only traits.email
+
+    @classmethod
+    def for_sync(cls, sync: SyncConfig, destination_name: str, destination: Destination) -> MappingOptions:
+        return cls(
+            call_type=sync.type,
+            message_id_namespace=f"{sync.name}/{destination_name}",
+            max_call_bytes=destination.max_call_bytes,
+            send_nulls=sync.send_nulls,
+            column_types=sync.column_types,
+            email_identifies=isinstance(destination, CustomerIoDestination),
+        )
 
 
 @dataclass(frozen=True)

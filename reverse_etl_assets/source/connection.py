@@ -161,10 +161,18 @@ def _mysql_engine(name: str, database: MySQLDatabase) -> sa.Engine:
     )
     connect_args = {
         "connect_timeout": database.connect_timeout_seconds,
-        "read_timeout": database.read_timeout_seconds,
+        # PyMySQL waits for the server's greeting with the read timeout, not the connect timeout:
+        # until connected, both are the connect timeout (a server that accepts and never greets).
+        "read_timeout": database.connect_timeout_seconds,
         **pymysql_tls_args(database.ssl),
     }
-    return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+    @sa.event.listens_for(engine, "connect")
+    def _connected(dbapi_connection: object, _record: object) -> None:
+        dbapi_connection._read_timeout = database.read_timeout_seconds  # type: ignore[attr-defined]
+
+    return engine
 
 
 def _sqlite_engine(path: Path, name: str) -> sa.Engine:

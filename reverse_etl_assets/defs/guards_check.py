@@ -1,0 +1,69 @@
+"""The `query_guards` check on every sync, evaluated with each materialization: the best-practice
+guards (incremental query, read-only user, no large syncs several times a day)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from reverse_etl_assets.config.loading import LoadedConfig
+from reverse_etl_assets.config.models import MySQLDatabase, SyncConfig
+from reverse_etl_assets.defs.history import recent_runs
+from reverse_etl_assets.source.connection import open_read_only_session
+from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.source.guards import (
+    Finding,
+    grants_finding,
+    incremental_finding,
+    large_runs_finding,
+    static_findings,
+)
+
+QUERY_GUARDS = "query_guards"
+
+
+def check_spec(sync: SyncConfig) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        QUERY_GUARDS,
+        asset=sync.name,
+        description="Warns when the query does not use {{last_sync_time}} or is not incremental in "
+        "practice, when the database user can write, or when runs read more than large_run_rows rows "
+        "more than once a day.",
+    )
+
+
+def guards_check(
+    instance: dg.DagsterInstance, config: LoadedConfig, sync: SyncConfig, destination: str, rows_read: int
+) -> dg.AssetCheckResult:
+    findings = static_findings(sync.query)
+    database = config.project.databases[sync.database]
+    try:
+        with open_read_only_session(sync.database, database) as session:
+            # The probe re-runs the query for a future time: only worth it when rows came back.
+            if rows_read:
+                incremental = incremental_finding(session, sync.query, session.server_time())
+                findings += [incremental] if incremental else []
+            if isinstance(database, MySQLDatabase):
+                grants = grants_finding(session, database.database)
+                findings += [grants] if grants else []
+    except SourceError as error:
+        findings.append(Finding("unchecked", f"the database guards could not run: {error}"))
+    large = large_runs_finding(
+        [(run.timestamp, run.rows_read) for run in recent_runs(instance, sync.name, destination)],
+        sync.large_run_rows,
+    )
+    findings += [large] if large else []
+    return guards_result(findings)
+
+
+def guards_result(findings: list[Finding]) -> dg.AssetCheckResult:
+    if not findings:
+        return dg.AssetCheckResult(check_name=QUERY_GUARDS, passed=True, description="every guard passed")
+    return dg.AssetCheckResult(
+        check_name=QUERY_GUARDS,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f.message for f in findings),
+        metadata={
+            "findings": dg.MetadataValue.md("\n".join(f"- **{f.guard}**: {f.message}" for f in findings))
+        },
+    )
