@@ -22,7 +22,7 @@ from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.history import recent_runs
 from reverse_etl_assets.defs.instance_home import DEFAULT_DAGSTER_HOME, ensure_dagster_home
-from reverse_etl_assets.defs.runs import sync_job_name
+from reverse_etl_assets.defs.runs import run_in_progress, sync_job_name
 from reverse_etl_assets.preview import database_findings, preview_sync, render_preview
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
@@ -179,6 +179,8 @@ def run(sync_name: str, destinations: tuple[str, ...], config_file: Path | None)
     failed = False
     with dg.DagsterInstance.get() as instance:
         for destination in destinations or sync.destinations:
+            # A run of this sync whose process died (killed, say) would hold the sync's pool slot.
+            run_in_progress(instance, sync_name, destination)
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=destination,

@@ -103,7 +103,7 @@ def test_segment_write_key_and_batch_limit(tmp_path, people, monkeypatch):
     finally:
         segment.stop()
     assert result.stats.calls_sent == 600
-    assert [len(r.calls()) for r in segment.requests] == [250, 250, 100]
+    assert sorted(len(r.calls()) for r in segment.requests) == [100, 250, 250]
     request = segment.requests[0]
     assert request.headers["authorization"] == "Basic " + base64.b64encode(b"segment-write-key:").decode()
     assert "x-strict-mode" not in request.headers  # a Customer.io header, not Segment's

@@ -84,3 +84,6 @@ def test_sigkill_mid_sync_then_rerun(tmp_path, mysql_db, customerio):
         assert metadata["previous_last_sync_time"].value == 0
         assert metadata["calls_sent"].value == ROWS
         assert metadata["last_sync_time"].value > 0
+        # The killed run is not left "in progress" holding the sync's pool slot: it was failed.
+        runs = instance.get_runs(dg.RunsFilter(tags={"reverse_etl/launched_by": "cli"}))
+        assert sorted(run.status.value for run in runs) == ["FAILURE", "SUCCESS"]

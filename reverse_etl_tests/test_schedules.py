@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +27,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from reverse_etl_assets.config.loading import load_config
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.frequency_check import FrequencyFindings
+from reverse_etl_assets.defs.runs import WORKER_TAG
 from reverse_etl_assets.defs.sensors import WEBHOOK_ENV
 from reverse_etl_tests.conftest import (
     ScratchDatabase,
@@ -139,6 +143,30 @@ def test_a_tick_is_skipped_while_any_run_of_the_sync_and_destination_is_in_progr
         assert_runs(tick(defs, project_instance, name), "cio")
 
 
+def test_a_run_whose_worker_died_does_not_hold_the_schedule(config_path, project_instance):
+    defs = build_definitions(load_config(config_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    run = create_run_for_test(
+        project_instance,
+        job_name="people_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": "cio", WORKER_TAG: f"{socket.gethostname()}:{gone.pid}"},
+        asset_selection={dg.AssetKey("people")},
+    )
+    assert_runs(tick(defs, project_instance, "people__cio_schedule"), "cio")
+    assert project_instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    # A live worker still counts as in progress.
+    alive = create_run_for_test(
+        project_instance,
+        job_name="people_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": "cio", WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}"},
+        asset_selection={dg.AssetKey("people")},
+    )
+    assert f"run {alive.run_id}" in tick(defs, project_instance, "people__cio_schedule").skip_message
+
+
 def test_a_real_run_in_progress_skips_the_tick_and_the_next_run_catches_up(
     config_path, project_instance, customerio, people
 ):
@@ -235,7 +263,9 @@ def test_the_frequency_check_warns_when_runs_outlast_the_interval(config_path, p
     for _ in range(3):
         project_instance.report_runless_asset_event(
             dg.AssetMaterialization(
-                asset_key="people", partition="cio", metadata={"duration_seconds": 90.0, "last_sync_time": 0}
+                asset_key="people",
+                partition="cio",
+                metadata={"duration_seconds": 90.0, "rows_read": 10, "last_sync_time": 0},
             )
         )
     result = materialize_sync(config_path, "people", "cio", project_instance)

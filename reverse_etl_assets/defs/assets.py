@@ -17,6 +17,7 @@ from reverse_etl_assets.defs.metadata import run_metadata
 from reverse_etl_assets.defs.rejected_rows_check import check_spec as rejected_rows_spec
 from reverse_etl_assets.defs.rejected_rows_check import rejected_rows_check
 from reverse_etl_assets.defs.resources import DeliveryResource
+from reverse_etl_assets.defs.runs import worker_tag
 from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.sync_run import SyncRunFailed, run_sync
 
@@ -53,6 +54,8 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
     )
     def sync_asset(context: dg.AssetExecutionContext, delivery: DeliveryResource) -> dg.MaterializeResult:
         destination_name = context.partition_key
+        # Which process runs this: a later run or tick can tell when it died without finishing.
+        context.instance.add_run_tags(context.run.run_id, worker_tag())
         cursor = InstanceCursorStore(context.instance).read(sync.name, destination_name)
         context.log.info(
             f"{sync.name} → {destination_name}: last_sync_time {cursor.last_sync_time} "

@@ -1,4 +1,10 @@
-"""Arrow RecordBatches → serialized calls, plus the rows that cannot become valid calls."""
+"""Arrow RecordBatches → serialized calls, plus the rows that cannot become valid calls.
+
+The call's JSON is assembled a column at a time: every column is rendered to JSON text (render.py),
+each becomes a `,"key":value` fragment (null where the value is NULL, so the key is left out), and
+the fragments of an object are concatenated inside its braces. Python touches each row only to hash
+its message id and hand the call on.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from reverse_etl_assets import PACKAGE_NAME, __version__
 from reverse_etl_assets.config.models import (
@@ -18,11 +25,13 @@ from reverse_etl_assets.config.models import (
     Destination,
     SyncConfig,
 )
-from reverse_etl_assets.mapping.fields import DEFAULT_OBJECT, Placement, place_columns
-from reverse_etl_assets.mapping.validation import call_problem
-from reverse_etl_assets.mapping.values import ColumnConverter, column_converter
+from reverse_etl_assets.mapping.fields import DEFAULT_OBJECT, TEXT_FIELDS, Placement, place_columns
+from reverse_etl_assets.mapping.render import Rendered, render_column
+from reverse_etl_assets.mapping.validation import Columns, Path, email_only, row_problems
 
 LIBRARY = {"name": PACKAGE_NAME, "version": __version__}
+_LIBRARY_FRAGMENT = ',"library":' + orjson.dumps(LIBRARY).decode()
+_OBJECT_ROOTS = ("context", "integrations", "traits", "properties")
 
 
 @dataclass(frozen=True)
@@ -72,63 +81,61 @@ class MappingOptions:
         )
 
 
-@dataclass(frozen=True)
-class _ColumnPlan:
+@dataclass
+class _Leaf:
     placement: Placement
-    index: int
-    convert: ColumnConverter
-    keep_null: bool  # send_nulls applies to traits and properties, never to ids or context
+    index: int  # in the batch
+    role: str  # "id" (always a string), "boolean" or "value"
+    keep_null: bool  # send_nulls: NULL is sent as null (traits and properties only)
+
+    @property
+    def whole_object(self) -> bool:
+        """A column that is a whole object of the call (`traits`, `context`...): a JSON document."""
+        return len(self.placement.path) == 1 and self.placement.path[0] in _OBJECT_ROOTS
 
 
-class _NotAnObject(Exception):
-    pass
+@dataclass
+class _Node:
+    key: str
+    children: list[_Node | _Leaf] = field(default_factory=list)
+
+    def child(self, key: str) -> _Node:
+        for child in self.children:
+            if isinstance(child, _Node) and child.key == key:
+                return child
+        node = _Node(key)
+        self.children.append(node)
+        return node
 
 
 class CallMapper:
-    """Maps every batch of one sync run; the column plan is made once per result schema."""
+    """Maps every batch of one sync run; the plan is made once per result schema."""
 
     def __init__(self, options: MappingOptions) -> None:
         self.options = options
         self.warnings: list[str] = []
         self._schema: pa.Schema | None = None
-        self._plans: list[_ColumnPlan] = []
+        self._root = _Node("")
+        self._context = self._root.child("context")
+        self._leaves: list[_Leaf] = []
         self._namespace = options.message_id_namespace.encode() + b"\0"
+        self._type_fragment = '{"type":' + orjson.dumps(options.call_type).decode()
 
     def map_batch(self, batch: pa.RecordBatch, first_row_number: int) -> MappedBatch:
         if self._schema is None or not batch.schema.equals(self._schema, check_metadata=True):
             self._plan(batch.schema)
-        columns: list[list[Any]] = []
-        invalid: dict[int, tuple[str, str]] = {}
-        for plan in self._plans:
-            values, errors = plan.convert(batch.column(plan.index).to_pylist())
-            columns.append(values)
-            for row, reason in errors.items():
-                invalid.setdefault(row, (plan.placement.dotted, reason))
+        rows = batch.num_rows
+        rendered = {leaf.placement.path: self._render(batch, leaf) for leaf in self._leaves}
+        columns = Columns(
+            rendered,
+            {leaf.placement.path: batch.schema.field(leaf.index).type for leaf in self._leaves},
+            rows,
+        )
+        problems = row_problems(columns, self.options.call_type, self.options.email_identifies)
+        heads = self._heads(rendered, columns)
+        return self._finish(batch, first_row_number, heads, columns, problems)
 
-        mapped = MappedBatch(calls=[], rejected=[])
-        for row in range(batch.num_rows):
-            row_number = first_row_number + row
-            problem = invalid.get(row)
-            if problem is None:
-                try:
-                    call = self._call(columns, row)
-                except _NotAnObject as error:
-                    problem = error.args
-                else:
-                    problem = call_problem(call, self.options.call_type, self.options.email_identifies)
-            if problem is None:
-                body, message_id = self._serialize(call)
-                if len(body) > self.options.max_call_bytes:
-                    problem = (
-                        "(call)",
-                        f"the call is {len(body):,} bytes; the limit is "
-                        f"{self.options.max_call_bytes:,} bytes per call",
-                    )
-            if problem is not None:
-                mapped.rejected.append(RejectedRow(row_number, *problem, row=_row_values(batch, row)))
-                continue
-            mapped.calls.append(MappedCall(body, row_number, message_id, self._entity_key(call, message_id)))
-        return mapped
+    # -- the plan -------------------------------------------------------------------------------
 
     def _plan(self, schema: pa.Schema) -> None:
         placements, warnings = place_columns(self.options.call_type, schema.names)
@@ -136,66 +143,175 @@ class CallMapper:
             if name not in schema.names:
                 warnings.append(f"column_types names {name!r}, which the query does not return")
         self.warnings = warnings
-        self._plans = []
         default_object = DEFAULT_OBJECT[self.options.call_type]
+        self._root = _Node("")
+        self._context = self._root.child("context")  # always there: it carries context.library
+        self._leaves = []
         for placement in placements:
-            declared = self.options.column_types.get(placement.column)
-            if declared is None and placement.is_boolean:
-                declared = "boolean"
-            self._plans.append(
-                _ColumnPlan(
-                    placement,
-                    index=schema.get_field_index(placement.column),
-                    convert=column_converter(schema.field(placement.column), declared, placement.is_id),
-                    keep_null=self.options.send_nulls and placement.path[0] == default_object,
-                )
+            role = (
+                "id"
+                if placement.is_id or placement.path in TEXT_FIELDS
+                else "boolean"
+                if placement.is_boolean
+                else "value"
             )
+            leaf = _Leaf(
+                placement,
+                schema.get_field_index(placement.column),
+                role,
+                keep_null=self.options.send_nulls
+                and placement.path[0] == default_object
+                and len(placement.path) > 1,
+            )
+            node = self._root
+            for key in placement.path[:-1] if not leaf.whole_object else placement.path:
+                node = node.child(key)
+            node.children.append(leaf)
+            self._leaves.append(leaf)
         self._schema = schema
 
-    def _call(self, columns: list[list[Any]], row: int) -> dict[str, Any]:
-        call: dict[str, Any] = {"type": self.options.call_type}
-        for plan, values in zip(self._plans, columns, strict=True):
-            value = values[row]
-            if value is None and not plan.keep_null:
-                continue  # a NULL never wipes an attribute unless the sync asks for it
-            path = plan.placement.path
-            target = call
-            for depth, key in enumerate(path[:-1]):
-                target = target.setdefault(key, {})
-                if not isinstance(target, dict):
-                    outer = ".".join(path[: depth + 1])
-                    raise _NotAnObject(
-                        outer, f"{outer} is not a JSON object, so {plan.placement.dotted} cannot go inside it"
+    def _render(self, batch: pa.RecordBatch, leaf: _Leaf) -> Rendered:
+        placement = leaf.placement
+        declared = self.options.column_types.get(placement.column)
+        rendered = render_column(
+            batch.column(leaf.index), batch.schema.field(leaf.index), declared, leaf.role
+        )
+        if leaf.whole_object:
+            _check_objects(rendered, placement.path[0])
+        return rendered
+
+    # -- assembling the JSON -------------------------------------------------------------------
+
+    def _heads(self, rendered: dict[Path, Rendered], columns: Columns) -> pa.Array:
+        """`{"type":...,"userId":...,...` for each row: everything but the closing brace."""
+        parts = [self._fragment(child, rendered) for child in self._root.children]
+        fallback = email_only(columns, self.options.call_type, self.options.email_identifies)
+        if pc.any(fallback).as_py():  # Customer.io identifies the person by traits.email
+            parts.append(pc.if_else(fallback, ',"userId":""', pa.scalar(None, pa.string())))
+        return pc.binary_join_element_wise(
+            self._type_fragment, *parts, "", null_handling="replace", null_replacement=""
+        )
+
+    def _fragment(self, part: _Node | _Leaf, rendered: dict[Path, Rendered]) -> pa.Array:
+        """`,"key":value` (or `,"key":{...}`), null when there is nothing to send."""
+        if isinstance(part, _Leaf):
+            values = rendered[part.placement.path].json
+            if part.keep_null:
+                values = pc.fill_null(values, "null")
+            key = orjson.dumps(part.placement.path[-1]).decode()
+            return pc.binary_join_element_wise(f",{key}:", values, "")
+        pieces = [self._object_inner(child, rendered) if isinstance(child, _Leaf) and child.whole_object
+                  else self._fragment(child, rendered) for child in part.children]  # fmt: skip
+        if part is self._context:
+            pieces.insert(0, pa.scalar(_LIBRARY_FRAGMENT))
+        inner = _concatenate(pieces)
+        key = orjson.dumps(part.key).decode()
+        wrapped = pc.binary_join_element_wise(
+            f",{key}:{{", pc.utf8_slice_codeunits(inner, 1, 2**31 - 1), "}", ""
+        )
+        return pc.if_else(pc.equal(inner, ""), pa.scalar(None, pa.string()), wrapped)
+
+    @staticmethod
+    def _object_inner(leaf: _Leaf, rendered: dict[Path, Rendered]) -> pa.Array:
+        """A whole-object JSON column's members, as fragments of the object it fills."""
+        document = rendered[leaf.placement.path].json
+        members = pc.utf8_slice_codeunits(document, 1, -1)
+        return pc.if_else(
+            pc.equal(members, ""), pa.scalar(None, pa.string()), pc.binary_join_element_wise(",", members, "")
+        )
+
+    # -- ids, checks on the result, and the calls --------------------------------------------------
+
+    def _finish(
+        self,
+        batch: pa.RecordBatch,
+        first_row_number: int,
+        heads: pa.Array,
+        columns: Columns,
+        problems: dict[int, tuple[str, str]],
+    ) -> MappedBatch:
+        user_ids = columns.text(("messageId",))
+        given = user_ids.to_pylist() if user_ids is not None else [None] * batch.num_rows
+        namespace = self._namespace
+        keys = self._entity_keys(columns)
+        calls: list[MappedCall] = []
+        rejected: list[RejectedRow] = []
+        limit = self.options.max_call_bytes
+        for row, (head, message_id, key) in enumerate(
+            zip(pc.cast(heads, pa.binary()).to_pylist(), given, keys, strict=True)
+        ):
+            problem = problems.get(row)
+            if problem is None:
+                if message_id:
+                    body = head + b"}"
+                else:
+                    # Deterministic: the same row sent again to the same destination carries the
+                    # same id, so Segment-style deduplication (and our own lookback) recognise it.
+                    message_id = hashlib.blake2b(namespace + head + b"}", digest_size=16).hexdigest()
+                    body = head + b',"messageId":"' + message_id.encode() + b'"}'
+                if len(body) <= limit:
+                    calls.append(
+                        MappedCall(body, first_row_number + row, message_id, key or f"event:{message_id}")
                     )
-            target[path[-1]] = value
-        context = call.setdefault("context", {})
-        context["library"] = LIBRARY
-        if self.options.call_type == "identify" and "userId" not in call and "anonymousId" not in call:
-            call["userId"] = ""  # only reached for an email-only identify; validation checks it
-        return call
+                    continue
+                problem = (
+                    "(call)",
+                    f"the call is {len(body):,} bytes; the limit is {limit:,} bytes per call",
+                )
+            rejected.append(RejectedRow(first_row_number + row, *problem, row=_row_values(batch, row)))
+        return MappedBatch(calls, rejected)
 
-    def _serialize(self, call: dict[str, Any]) -> tuple[bytes, str]:
-        if call.get("messageId"):
-            return orjson.dumps(call), call["messageId"]
-        call.pop("messageId", None)
-        body = orjson.dumps(call)
-        # Deterministic: the same row sent again to the same destination carries the same id,
-        # so Segment-style deduplication (and our own lookback) recognise it.
-        message_id = hashlib.blake2b(self._namespace + body, digest_size=16).hexdigest()
-        return body[:-1] + b',"messageId":"' + message_id.encode() + b'"}', message_id
-
-    def _entity_key(self, call: dict[str, Any], message_id: str) -> str:
+    def _entity_keys(self, columns: Columns) -> list[str | None]:
         """Profiles are updated in place, so the delivery ledger compares versions per person or
-        group; events are each their own thing, keyed by their message id."""
+        group; events are each their own thing, keyed (later) by their message id."""
         call_type = self.options.call_type
-        person = call.get("userId") or call.get("anonymousId") or (call.get("traits") or {}).get("email", "")
+        if call_type in ("track", "page", "screen"):
+            return [None] * columns.rows
+        empty = pa.array([""] * columns.rows)
+
+        def text(*path: str) -> pa.Array:
+            found = columns.text(path)
+            return found if found is not None else pa.nulls(columns.rows, pa.string())
+
+        person = pc.coalesce(text("userId"), text("anonymousId"), text("traits", "email"), empty)
         if call_type == "identify":
-            return f"person:{person}"
-        if call_type == "group":
-            return f"group:{call.get('groupId')}:{person}"
-        if call_type == "alias":
-            return f"alias:{call.get('previousId')}:{call.get('userId')}"
-        return f"event:{message_id}"
+            keys = pc.binary_join_element_wise("person:", person, "")
+        elif call_type == "group":
+            keys = pc.binary_join_element_wise("group:", pc.coalesce(text("groupId"), empty), ":", person, "")
+        else:
+            previous = pc.coalesce(text("previousId"), empty)
+            keys = pc.binary_join_element_wise(
+                "alias:", previous, ":", pc.coalesce(text("userId"), empty), ""
+            )
+        return keys.to_pylist()
+
+
+def _concatenate(pieces: list[pa.Array | pa.Scalar]) -> pa.Array | pa.Scalar:
+    """Join `,"key":value` fragments, leaving out the null ones (a join that skips nulls would be
+    simpler, but pyarrow 26's drops rows in which every part is null)."""
+    return pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
+
+
+def _check_objects(rendered: Rendered, root: str) -> None:
+    """A whole-object column must hold JSON objects; `context` must leave `library` to us and
+    `integrations` must map names to true/false."""
+    for row, value in enumerate(rendered.json_values or []):
+        if value is None or row in rendered.errors:
+            continue
+        if not isinstance(value, dict):
+            rendered.errors[row] = f"{root} must be a JSON object"
+        elif root == "context" and "library" in value:
+            rendered.errors[row] = "context.library is set by reverse ETL itself"
+        elif root == "integrations" and not all(isinstance(v, bool) for v in value.values()):
+            rendered.errors[row] = "integrations must map each name to true or false"
+    if rendered.errors:
+        mask = pa.array([row in rendered.errors for row in range(len(rendered.json))])
+        rendered.json = pc.if_else(mask, pa.scalar(None, pa.string()), rendered.json)
+    elif rendered.json_values is None:
+        valid = pc.indices_nonzero(pc.is_valid(rendered.json)).to_pylist()
+        for row in valid:
+            rendered.errors[row] = f"{root} must be a JSON object (declare the column in column_types: json)"
+        rendered.json = pa.nulls(len(rendered.json), pa.string())
 
 
 def _row_values(batch: pa.RecordBatch, row: int) -> dict[str, Any]:

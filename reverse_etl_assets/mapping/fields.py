@@ -22,6 +22,10 @@ TOP_LEVEL_FIELDS: dict[CallType, tuple[str, ...]] = {
 
 # Identifiers are always sent as strings, whatever their column type.
 ID_FIELDS = frozenset({"userId", "anonymousId", "groupId", "previousId", "messageId", "objectTypeId"})
+# Other fields the spec types as strings: a number selected into them is sent as text.
+TEXT_FIELDS = frozenset(
+    {("event",), ("name",), ("category",), ("context", "channel"), ("context", "device", "type")}
+)
 
 # Where every other column goes: alias calls have no such object.
 DEFAULT_OBJECT: dict[CallType, str | None] = {
@@ -70,12 +74,12 @@ class Placement:
 
 
 def place_columns(call_type: CallType, columns: Sequence[str]) -> tuple[list[Placement], list[str]]:
-    """Return where each column goes (shortest paths first, so JSON objects are filled in by the
-    columns nested inside them) and warnings about names that look like a reserved field."""
+    """Return where each column goes, in column order, and warnings about names that look like a
+    reserved field."""
     placements = [Placement(column, _path(call_type, column)) for column in columns]
     _check_conflicts(placements)
     warnings = [w for p in placements if (w := _near_miss(call_type, p))]
-    return sorted(placements, key=lambda p: len(p.path)), warnings
+    return placements, warnings
 
 
 def _path(call_type: CallType, column: str) -> tuple[str, ...]:
@@ -112,6 +116,14 @@ def _check_conflicts(placements: list[Placement]) -> None:
                 f"{placement.dotted}; keep one"
             )
         seen[placement.path] = placement.column
+    for shorter in placements:
+        for longer in placements:
+            if len(longer.path) > len(shorter.path) and longer.path[: len(shorter.path)] == shorter.path:
+                raise MappingError(
+                    f"column {shorter.column!r} sets {shorter.dotted} as a whole, so column "
+                    f"{longer.column!r} cannot go inside it; put that value in the JSON of "
+                    f"{shorter.column!r}, or split {shorter.column!r} into dotted columns"
+                )
 
 
 def _normalise(name: str) -> str:

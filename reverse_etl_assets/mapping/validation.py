@@ -1,132 +1,182 @@
-"""The destination's rules for a valid call, checked before anything is sent.
+"""The destination's rules for a valid call, checked on whole columns before anything is sent.
 
 They follow Customer.io's OpenAPI description (`customerio-pipelines-openapi.json`) plus the
-product rules it is looser than (a group call needs a groupId). A call that breaks one is a
-rejected row: reported with the field and the reason, never sent.
+product rules it is looser than (a group call needs a groupId). A row that breaks one becomes a
+rejected row, reported with the field and the reason and never sent. Rules are evaluated as Arrow
+masks; reasons are written only for the (few) rows that fail.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reverse_etl_assets.config.models import CallType
-
-_CHANNELS = ("browser", "server", "mobile")
-_DEVICE_TYPES = ("android", "ios")
-_OBJECT_TYPE_ID = re.compile(r"^[0-9]+$")
-# RFC 3339 date-time: a date, a time, and a zone (Z or an offset).
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+from reverse_etl_assets.mapping.render import Rendered
 
 MAX_MESSAGE_ID_CHARS = 100  # Segment's limit
+CHANNELS = ("browser", "server", "mobile")
+DEVICE_TYPES = ("android", "ios")
+# RFC 3339 date-time: a date, a time, and a zone (Z or an offset).
+_DATE_TIME = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 
+Path = tuple[str, ...]
 Problem = tuple[str, str]  # (field, reason)
 
 
-def call_problem(call: dict[str, Any], call_type: CallType, email_identifies: bool) -> Problem | None:
-    """The first rule `call` breaks, as (field, reason), or None when the call is valid."""
-    return (
-        _required(call, call_type, email_identifies)
-        or _timestamp(call)
-        or _context(call)
-        or _integrations(call)
-        or _object_type(call, call_type)
-        or _message_id(call)
-    )
+@dataclass
+class Columns:
+    """The rendered leaves of one batch, by where they go in the call."""
+
+    leaves: Mapping[Path, Rendered]
+    types: Mapping[Path, pa.DataType]
+    rows: int
+
+    def present(self, *paths: Path) -> pa.Array:
+        """Rows where any of `paths` holds a non-empty string."""
+        found = pa.repeat(False, self.rows)
+        for path in paths:
+            text = self.leaves[path].text if path in self.leaves else None
+            if text is not None:
+                found = pc.or_(found, pc.fill_null(pc.not_equal(text, ""), False))
+        return found
+
+    def text(self, path: Path) -> pa.Array | None:
+        return self.leaves[path].text if path in self.leaves else None
 
 
-def _present(call: dict[str, Any], field: str) -> bool:
-    value = call.get(field)
-    return isinstance(value, str) and value != ""
+def email_only(columns: Columns, call_type: CallType, email_identifies: bool) -> pa.Array:
+    """Identify rows without userId or anonymousId that Customer.io can identify by traits.email."""
+    if call_type != "identify" or not email_identifies:
+        return pa.repeat(False, columns.rows)
+    person = columns.present(("userId",), ("anonymousId",))
+    return pc.and_(pc.invert(person), columns.present(("traits", "email")))
 
 
-def _required(call: dict[str, Any], call_type: CallType, email_identifies: bool) -> Problem | None:
-    has_person = _present(call, "userId") or _present(call, "anonymousId")
-    if call_type == "alias":
-        for field in ("previousId", "userId"):
-            if not _present(call, field):
-                return field, f"an alias call needs {field}"
-        return None
+def row_problems(columns: Columns, call_type: CallType, email_identifies: bool) -> dict[int, Problem]:
+    """The first rule each failing row breaks (conversion errors first, in column order)."""
+    problems: dict[int, Problem] = {}
+    for path, rendered in columns.leaves.items():
+        for row, reason in rendered.errors.items():
+            problems.setdefault(row, (".".join(path), reason))
+    for failing, field, reason in _rules(columns, call_type, email_identifies):
+        for row in pc.indices_nonzero(pc.fill_null(failing, False)).to_pylist():
+            if row not in problems:
+                problems[row] = (field, reason(row))
+    return problems
+
+
+def _rules(
+    columns: Columns, call_type: CallType, email_identifies: bool
+) -> list[tuple[pa.Array, str, Callable[[int], str]]]:
+    rules = _required(columns, call_type, email_identifies)
+    rules += _timestamp(columns)
+    rules += _one_of(columns, ("context", "channel"), CHANNELS)
+    rules += _one_of(columns, ("context", "device", "type"), DEVICE_TYPES)
     if call_type == "group":
-        return None if _present(call, "groupId") else ("groupId", "a group call needs groupId")
-    if call_type == "track":
-        if not _present(call, "event"):
-            return "event", "a track call needs an event name"
-        if not (has_person or _present(call, "groupId")):
-            return "userId", "a track call needs userId or anonymousId (or groupId for an object)"
-        return None
-    if has_person:
-        return None
-    if call_type == "identify" and email_identifies and has_email(call):
-        return None  # Customer.io identifies the person by traits.email (the mapper sends userId "")
-    hint = " (or traits.email, for Customer.io)" if call_type == "identify" and email_identifies else ""
-    return "userId", f"a {call_type} call needs userId or anonymousId{hint}"
-
-
-def has_email(call: dict[str, Any]) -> bool:
-    traits = call.get("traits")
-    return isinstance(traits, dict) and isinstance(traits.get("email"), str) and bool(traits["email"])
-
-
-def _timestamp(call: dict[str, Any]) -> Problem | None:
-    value = call.get("timestamp")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _DATE_TIME.match(value):
-        return (
-            "timestamp",
-            f"{value!r} is not an ISO-8601 date-time with a UTC offset "
-            "(select a DATETIME/TIMESTAMP column, or FROM_UNIXTIME(epoch_column))",
+        for path in (("objectTypeId",), ("traits", "object_type_id")):
+            text = columns.text(path)
+            if text is not None:
+                bad = pc.invert(pc.match_substring_regex(text, r"^[0-9]+$"))
+                rules.append(
+                    (
+                        bad,
+                        ".".join(path),
+                        lambda row, t=text: f'{t[row].as_py()!r} is not a stringified integer such as "1"',
+                    )
+                )
+    message_id = columns.text(("messageId",))
+    if message_id is not None:
+        lengths = pc.utf8_length(message_id)
+        rules.append(
+            (
+                pc.greater(lengths, MAX_MESSAGE_ID_CHARS),
+                "messageId",
+                lambda row: (
+                    f"{lengths[row].as_py()} characters; a messageId may have at most {MAX_MESSAGE_ID_CHARS}"
+                ),
+            )
         )
-    try:
-        dt.datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        return "timestamp", f"{value!r} is not a real date-time"
-    return None
+    return rules
 
 
-def _context(call: dict[str, Any]) -> Problem | None:
-    context = call.get("context")
-    if not isinstance(context, dict):
-        return None
-    channel = context.get("channel")
-    if channel is not None and channel not in _CHANNELS:
-        return "context.channel", f"{channel!r} is not one of {', '.join(_CHANNELS)}"
-    device = context.get("device")
-    device_type = device.get("type") if isinstance(device, dict) else None
-    if device_type is not None and device_type not in _DEVICE_TYPES:
-        return "context.device.type", f"{device_type!r} is not one of {', '.join(_DEVICE_TYPES)}"
-    return None
+def _required(
+    columns: Columns, call_type: CallType, email_identifies: bool
+) -> list[tuple[pa.Array, str, Callable[[int], str]]]:
+    def missing(field: str, reason: str, present: pa.Array) -> tuple[pa.Array, str, Callable[[int], str]]:
+        return pc.invert(present), field, lambda _row: reason
+
+    person = columns.present(("userId",), ("anonymousId",))
+    if call_type == "alias":
+        return [
+            missing("previousId", "an alias call needs previousId", columns.present(("previousId",))),
+            missing("userId", "an alias call needs userId", columns.present(("userId",))),
+        ]
+    if call_type == "group":
+        return [missing("groupId", "a group call needs groupId", columns.present(("groupId",)))]
+    if call_type == "track":
+        return [
+            missing("event", "a track call needs an event name", columns.present(("event",))),
+            missing(
+                "userId",
+                "a track call needs userId or anonymousId (or groupId for an object)",
+                pc.or_(person, columns.present(("groupId",))),
+            ),
+        ]
+    if call_type == "identify" and email_identifies:
+        return [
+            missing(
+                "userId",
+                "a identify call needs userId or anonymousId (or traits.email, for Customer.io)",
+                pc.or_(person, email_only(columns, call_type, email_identifies)),
+            )
+        ]
+    return [missing("userId", f"a {call_type} call needs userId or anonymousId", person)]
 
 
-def _integrations(call: dict[str, Any]) -> Problem | None:
-    integrations = call.get("integrations")
-    if integrations is None:
-        return None
-    if not isinstance(integrations, dict):
-        return "integrations", "integrations must be an object of true/false values"
-    for name, enabled in integrations.items():
-        if not isinstance(enabled, bool):
-            return f"integrations.{name}", f"{enabled!r} is not true or false"
-    return None
+def _timestamp(columns: Columns) -> list[tuple[pa.Array, str, Callable[[int], str]]]:
+    path = ("timestamp",)
+    if path not in columns.leaves or pa.types.is_timestamp(columns.types[path]):
+        return []  # absent, or a DATETIME/TIMESTAMP column, which is always written right
+    text = columns.text(path)
+    hint = "(select a DATETIME/TIMESTAMP column, or FROM_UNIXTIME(epoch_column))"
+    if text is None or pa.types.is_integer(columns.types[path]) or pa.types.is_floating(columns.types[path]):
+        values = columns.leaves[path].json
+        return [
+            (
+                pc.is_valid(values),
+                "timestamp",
+                lambda row: f"{values[row].as_py()} is not an ISO-8601 date-time with a UTC offset {hint}",
+            )
+        ]
+    bad = pc.invert(pc.match_substring_regex(text, _DATE_TIME))
+    return [
+        (
+            bad,
+            "timestamp",
+            lambda row: f"{text[row].as_py()!r} is not an ISO-8601 date-time with a UTC offset {hint}",
+        )
+    ]
 
 
-def _object_type(call: dict[str, Any], call_type: CallType) -> Problem | None:
-    if call_type != "group":
-        return None
-    traits = call.get("traits")
-    for field, value in (
-        ("objectTypeId", call.get("objectTypeId")),
-        ("traits.object_type_id", traits.get("object_type_id") if isinstance(traits, dict) else None),
-    ):
-        if value is not None and not (isinstance(value, str) and _OBJECT_TYPE_ID.match(value)):
-            return field, f'{value!r} is not a stringified integer such as "1"'
-    return None
-
-
-def _message_id(call: dict[str, Any]) -> Problem | None:
-    value = call.get("messageId")
-    if value is not None and len(value) > MAX_MESSAGE_ID_CHARS:
-        return "messageId", f"{len(value)} characters; a messageId may have at most {MAX_MESSAGE_ID_CHARS}"
-    return None
+def _one_of(
+    columns: Columns, path: Path, allowed: tuple[str, ...]
+) -> list[tuple[pa.Array, str, Callable[[int], str]]]:
+    if path not in columns.leaves:
+        return []
+    text = columns.text(path)
+    field = ".".join(path)
+    if text is None:
+        values = columns.leaves[path].json
+        return [
+            (
+                pc.is_valid(values),
+                field,
+                lambda row: f"{values[row].as_py()} is not one of {', '.join(allowed)}",
+            )
+        ]
+    bad = pc.invert(pc.is_in(text, value_set=pa.array(allowed)))
+    return [(bad, field, lambda row: f"{text[row].as_py()!r} is not one of {', '.join(allowed)}")]

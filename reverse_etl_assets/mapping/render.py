@@ -1,0 +1,288 @@
+"""Arrow columns → JSON text, a whole column at a time with Arrow compute.
+
+`render_column` turns one result column into the JSON text of each of its values (null where the
+value is NULL), the plain text of values that are text-like (for identifiers and checks), and the
+rows whose value has no faithful JSON form. Only rare types (binary, BIT, SET, JSON documents) go
+through Python value by value; everything else stays in Arrow's C++ kernels, which release the GIL.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reverse_etl_assets.config.models import ColumnType
+from reverse_etl_assets.source.type_mapping import DATABASE_TYPE, JSON_COLUMN
+
+Role = str  # "value", "id" (always a string) or "boolean" (0/1 become false/true)
+
+_CONTROL_ESCAPES = [("\b", "\\b"), ("\t", "\\t"), ("\n", "\\n"), ("\f", "\\f"), ("\r", "\\r")] + [
+    (chr(code), f"\\u{code:04x}") for code in range(0x20) if chr(code) not in "\b\t\n\f\r"
+]
+_MICROS_PER = {"hours": 3_600_000_000, "minutes": 60_000_000, "seconds": 1_000_000}
+
+
+@dataclass
+class Rendered:
+    json: pa.Array  # JSON text of each value; null where the value is NULL or cannot be sent
+    text: pa.Array | None = None  # the value as plain text, when it is text-like
+    errors: dict[int, str] = field(default_factory=dict)  # row → why its value cannot be sent
+    json_values: list[Any] | None = None  # parsed JSON documents (JSON columns only)
+
+
+def render_column(
+    array: pa.Array, arrow_field: pa.Field, declared: ColumnType | None, role: Role
+) -> Rendered:
+    kind = _kind(arrow_field, declared)
+    if role == "boolean" or kind == "boolean":
+        return _boolean(array)
+    if kind == "json":
+        rendered = _json_documents(array)
+        return _ids_from_json(rendered) if role == "id" else rendered
+    if role == "id" or kind in _TEXT_KINDS:
+        text, errors = _as_text(array, kind)
+        if text is None:  # true/false, a SET: not a single text value
+            return Rendered(
+                pa.nulls(len(array), pa.string()), None, {row: _ID_ERROR for row in _valid_rows(array)}
+            )
+        return Rendered(json_quote(text), text, errors)
+    errors = _non_finite(array) if kind == "float" else {}
+    return Rendered(_drop(_json_literal(array, kind), errors), None, errors)
+
+
+_TEXT_KINDS = {"text", "string", "base64", "hex", "timestamp", "date", "time"}
+_ID_ERROR = "an identifier must be a single value, not true/false, a JSON object or an array"
+
+
+def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> str:
+    kind = arrow_field.type
+    metadata = arrow_field.metadata or {}
+    database_type = metadata.get(DATABASE_TYPE, b"").decode()
+    if declared is not None:
+        return {"string": "string", "json": "json", "boolean": "boolean", "base64": "base64", "hex": "hex"}[
+            declared
+        ]
+    if metadata.get(JSON_COLUMN):
+        return "json"
+    if database_type in ("tinyint(1)", "bit(1)"):
+        return "boolean"
+    if database_type == "bit":
+        return "bit"
+    if database_type == "set":
+        return "set"
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return "base64"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "text"
+    if pa.types.is_timestamp(kind):
+        return "timestamp"
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_duration(kind):
+        return "time"
+    if pa.types.is_decimal(kind):
+        return "decimal"
+    if pa.types.is_floating(kind):
+        return "float"
+    if pa.types.is_integer(kind):
+        return "integer"
+    if pa.types.is_boolean(kind):
+        return "bool"
+    if pa.types.is_null(kind):
+        return "null"
+    return "other"
+
+
+def json_quote(text: pa.Array) -> pa.Array:
+    """JSON string literals: backslash, quote and control characters escaped; UTF-8 kept as is."""
+    if text.null_count == len(text):
+        return pa.nulls(len(text), pa.string())
+    escaped = pc.replace_substring(text, "\\", "\\\\")
+    escaped = pc.replace_substring(escaped, '"', '\\"')
+    if pc.any(pc.match_substring_regex(escaped, "[\\x00-\\x1f]")).as_py():
+        for character, escape in _CONTROL_ESCAPES:
+            escaped = pc.replace_substring(escaped, character, escape)
+    return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _as_text(array: pa.Array, kind: str) -> tuple[pa.Array | None, dict[int, str]]:
+    """The plain text of each value; None for types whose values are not single strings."""
+    if kind == "text":
+        return array.cast(pa.string()), {}
+    if kind in ("integer", "decimal", "date"):
+        return pc.cast(array, pa.string()), {}
+    if kind == "float":
+        errors = _non_finite(array)
+        integral = pc.equal(pc.floor(array), array)
+        text = pc.if_else(
+            integral,
+            pc.cast(pc.cast(array, pa.int64(), safe=False), pa.string()),
+            pc.cast(array, pa.string()),
+        )
+        return _drop(text, errors), errors
+    if kind == "timestamp":
+        return iso_timestamps(array), {}
+    if kind == "time":
+        return mysql_times(array), {}
+    if kind in ("base64", "hex", "bit"):
+        encode: Callable[[bytes], str] = {
+            "base64": lambda b: base64.b64encode(b).decode("ascii"),
+            "hex": bytes.hex,
+            "bit": lambda b: str(int.from_bytes(b, "big")),
+        }[kind]
+        return _per_value(array, encode, pa.string()), {}
+    if kind == "string":  # column_types: string, from any type
+        return _any_as_text(array), {}
+    return None, {}
+
+
+def _json_literal(array: pa.Array, kind: str) -> pa.Array:
+    """JSON numbers, booleans, arrays: text that needs no quoting."""
+    if kind in ("integer", "decimal", "float"):
+        return pc.cast(array, pa.string())
+    if kind == "bool":
+        return pc.if_else(array, "true", "false")
+    if kind == "bit":
+        return _per_value(array, lambda b: str(int.from_bytes(b, "big")), pa.string())
+    if kind == "set":
+        return _per_value(array, lambda s: orjson.dumps(s.split(",") if s else []).decode(), pa.string())
+    if kind == "null":
+        return pa.nulls(len(array), pa.string())
+    return json_quote(_any_as_text(array))
+
+
+def iso_timestamps(array: pa.Array) -> pa.Array:
+    """ISO-8601 with the UTC offset of the column's zone, e.g. `2026-12-01T09:30:00.250000+02:00`
+    (microseconds only when there are some), as Python's `isoformat` writes it."""
+    zone = getattr(array.type, "tz", None)
+    text = pc.strftime(array, format="%Y-%m-%dT%H:%M:%S%z" if zone else "%Y-%m-%dT%H:%M:%S")
+    if zone:
+        text = pc.replace_substring_regex(text, r"([+-]\d\d)(\d\d)$", r"\1:\2")
+    return pc.replace_substring_regex(text, r"\.0{6}([+-]|$)", r"\1")
+
+
+def mysql_times(array: pa.Array) -> pa.Array:
+    """TIME as MySQL writes it: `-838:59:59` to `838:59:59`, with microseconds when present."""
+    micros = pc.cast(array, pa.int64())
+    magnitude = pc.abs(micros)
+    hours = pc.divide(magnitude, _MICROS_PER["hours"])
+    rest = pc.subtract(magnitude, pc.multiply(hours, _MICROS_PER["hours"]))
+    minutes = pc.divide(rest, _MICROS_PER["minutes"])
+    rest = pc.subtract(rest, pc.multiply(minutes, _MICROS_PER["minutes"]))
+    seconds = pc.divide(rest, _MICROS_PER["seconds"])
+    fraction = pc.subtract(rest, pc.multiply(seconds, _MICROS_PER["seconds"]))
+
+    def two(values: pa.Array) -> pa.Array:
+        return pc.utf8_lpad(pc.cast(values, pa.string()), 2, "0")
+
+    sign = pc.if_else(pc.less(micros, 0), "-", "")
+    tail = pc.if_else(
+        pc.equal(fraction, 0),
+        "",
+        pc.binary_join_element_wise(".", pc.utf8_lpad(pc.cast(fraction, pa.string()), 6, "0"), ""),
+    )
+    return pc.binary_join_element_wise(sign, two(hours), ":", two(minutes), ":", two(seconds), tail, "")
+
+
+def _any_as_text(array: pa.Array) -> pa.Array:
+    kind = array.type
+    if pa.types.is_timestamp(kind):
+        return iso_timestamps(array)
+    if pa.types.is_duration(kind):
+        return mysql_times(array)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return _per_value(array, lambda b: b.decode("utf-8", errors="replace"), pa.string())
+    if pa.types.is_boolean(kind):
+        return pc.if_else(array, "true", "false")
+    if pa.types.is_null(kind):
+        return pa.nulls(len(array), pa.string())
+    return pc.cast(array, pa.string())
+
+
+def _boolean(array: pa.Array) -> Rendered:
+    kind = array.type
+    errors: dict[int, str] = {}
+    if pa.types.is_boolean(kind):
+        truth = array
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        truth = pc.not_equal(array, pc.cast(pa.scalar(0), kind))
+    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):  # BIT(1)
+        truth = pa.array([None if b is None else any(b) for b in array.to_pylist()], pa.bool_())
+    else:
+        text = pc.utf8_lower(_any_as_text(array))
+        truth = pc.is_in(text, value_set=pa.array(["true", "1"]))
+        known = pc.is_in(text, value_set=pa.array(["true", "false", "1", "0"]))
+        for row in pc.indices_nonzero(pc.and_(pc.invert(known), pc.is_valid(text))).to_pylist():
+            errors[row] = f"{array[row].as_py()!r} is not a boolean (expected 0/1 or true/false)"
+        truth = pc.if_else(pc.is_valid(array), truth, pa.scalar(None, pa.bool_()))
+    json = pc.if_else(truth, "true", "false")
+    return Rendered(_drop(json, errors), None, errors)
+
+
+def _json_documents(array: pa.Array) -> Rendered:
+    """Parse each document (rejecting invalid JSON) and write it back compactly."""
+    values: list[Any] = []
+    texts: list[str | None] = []
+    errors: dict[int, str] = {}
+    for row, raw in enumerate(array.to_pylist()):
+        if raw is None:
+            values.append(None)
+            texts.append(None)
+            continue
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            errors[row] = f"not valid JSON ({error})"
+            values.append(None)
+            texts.append(None)
+            continue
+        values.append(value)
+        texts.append(orjson.dumps(value).decode())
+    return Rendered(pa.array(texts, pa.string()), None, errors, values)
+
+
+def _ids_from_json(rendered: Rendered) -> Rendered:
+    errors = dict(rendered.errors)
+    texts: list[str | None] = []
+    for row, value in enumerate(rendered.json_values or []):
+        if value is None or row in errors:
+            texts.append(None)
+        elif isinstance(value, (dict, list, bool)):
+            errors[row] = _ID_ERROR
+            texts.append(None)
+        else:
+            texts.append(
+                str(value) if not isinstance(value, float) or not value.is_integer() else str(int(value))
+            )
+    text = pa.array(texts, pa.string())
+    return Rendered(json_quote(text), text, errors)
+
+
+def _non_finite(array: pa.Array) -> dict[int, str]:
+    bad = pc.and_(pc.is_valid(array), pc.invert(pc.is_finite(array)))
+    return {
+        row: f"{array[row].as_py()} is not a JSON number (NaN and infinities cannot be sent)"
+        for row in pc.indices_nonzero(bad).to_pylist()
+    }
+
+
+def _drop(values: pa.Array, errors: dict[int, str]) -> pa.Array:
+    """Null out the rows with errors."""
+    if not errors:
+        return values
+    mask = pa.array([row in errors for row in range(len(values))])
+    return pc.if_else(mask, pa.scalar(None, values.type), values)
+
+
+def _valid_rows(array: pa.Array) -> list[int]:
+    return pc.indices_nonzero(pc.is_valid(array)).to_pylist()
+
+
+def _per_value(array: pa.Array, convert: Callable[[Any], str], type_: pa.DataType) -> pa.Array:
+    return pa.array([None if value is None else convert(value) for value in array.to_pylist()], type_)
