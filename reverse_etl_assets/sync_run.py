@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -24,10 +25,11 @@ from reverse_etl_assets.delivery.batching import RequestPacker
 from reverse_etl_assets.delivery.destinations import max_calls_per_request, max_request_bytes
 from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.delivery.sender import DeliveryStats, Sender
-from reverse_etl_assets.mapping.calls import CallMapper, MappedCall, MappingOptions, RejectedRow
+from reverse_etl_assets.mapping.calls import CallMapper, Calls, MappingOptions, RejectedRow
 from reverse_etl_assets.mapping.fields import MappingError
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.source.prefetch import prefetched
 from reverse_etl_assets.source.query import render_query
 
 REJECTED_SAMPLE_SIZE = 20
@@ -106,15 +108,19 @@ def run_sync(
         with open_read_only_session(sync.database, project.databases[sync.database]) as session:
             result.started_at = session.server_time()
             packer = RequestPacker(max_request_bytes(destination), max_calls_per_request(destination))
-            for batch in session.stream_batches(result.rendered_query, sync.batch_rows):
-                mapped = mapper.map_batch(batch, first_row_number=result.stats.rows_read + 1)
-                result.stats.rows_read += batch.num_rows
-                run.reject(mapped.rejected)
-                calls = _not_yet_delivered(mapped.calls, already_delivered)
-                result.stats.calls_skipped += len(mapped.calls) - len(calls)
-                for request in packer.add(calls):
-                    sender.submit(request)
-                run.collect()
+            # Closed before the session ends, however the loop ends: the reading thread stops first.
+            with closing(
+                prefetched(session.stream_batches(result.rendered_query, sync.batch_rows))
+            ) as batches:
+                for batch in batches:
+                    mapped = mapper.map_batch(batch, first_row_number=result.stats.rows_read + 1)
+                    result.stats.rows_read += batch.num_rows
+                    run.reject(mapped.rejected)
+                    calls = _not_yet_delivered(mapped.calls, already_delivered)
+                    result.stats.calls_skipped += len(mapped.calls) - len(calls)
+                    for request in packer.add(calls):
+                        sender.submit(request)
+                    run.collect()
             for request in packer.flush():
                 sender.submit(request)
             result.stats.delivery = sender.finish()
@@ -128,10 +134,12 @@ def run_sync(
     return result
 
 
-def _not_yet_delivered(calls: list[MappedCall], delivered: dict[str, str]) -> list[MappedCall]:
+def _not_yet_delivered(calls: Calls, delivered: dict[str, str]) -> Calls:
     if not delivered:
         return calls
-    return [call for call in calls if delivered.get(call.entity_key) != call.message_id]
+    return calls.only(
+        [delivered.get(k) != m for k, m in zip(calls.entity_keys, calls.message_ids, strict=True)]
+    )
 
 
 class _Run:
@@ -162,8 +170,8 @@ class _Run:
         """Take in what the sender did since last time: refused calls and delivered calls."""
         self.reject(self.sender.take_refused())
         delivered = self.sender.take_delivered()
-        if self.ledger is not None and delivered and self.result.started_at is not None:
-            pairs = [(call.entity_key, call.message_id) for call in delivered]
+        if self.ledger is not None and len(delivered) and self.result.started_at is not None:
+            pairs = zip(delivered.entity_keys, delivered.message_ids, strict=True)
             self.ledger.record(
                 self.result.sync_name, self.result.destination_name, pairs, self.result.started_at
             )

@@ -131,7 +131,8 @@ def test_a_failed_delivery_fails_the_run_with_the_server_text_and_keeps_the_curs
         tmp_path / "reverse_etl.yaml",
         {
             "databases": {"app_db": users.config()},
-            "destinations": {"cio": customerio_destination(customerio)},
+            # A server that keeps answering 503: retried for a second, then the run fails.
+            "destinations": {"cio": customerio_destination(customerio, retry_budget_seconds=1)},
             "syncs": [sync_entry("identify_users", QUERY, ["cio"])],
         },
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from reverse_etl_assets.mapping.calls import MappedCall
+from reverse_etl_assets.mapping.calls import Calls
 
 _PREFIX = b'{"batch":['
 _SUFFIX = b"]}"
@@ -16,19 +16,19 @@ _EMPTY_SIZE = len(_PREFIX) + len(_SUFFIX)
 class BatchRequest:
     """The calls of one `POST /batch` (each knows the result row it came from)."""
 
-    calls: list[MappedCall] = field(default_factory=list)
+    calls: Calls = field(default_factory=Calls)
     size: int = _EMPTY_SIZE  # the body's length in bytes
 
     def body(self) -> bytes:
-        return _PREFIX + b",".join(call.body for call in self.calls) + _SUFFIX
+        return _PREFIX + b",".join(self.calls.bodies) + _SUFFIX
 
     def split(self) -> tuple[BatchRequest, BatchRequest]:
         middle = len(self.calls) // 2
-        return _request(self.calls[:middle]), _request(self.calls[middle:])
+        return _request(self.calls.slice(0, middle)), _request(self.calls.slice(middle))
 
 
-def _request(calls: list[MappedCall]) -> BatchRequest:
-    return BatchRequest(calls, _EMPTY_SIZE + sum(len(c.body) for c in calls) + max(len(calls) - 1, 0))
+def _request(calls: Calls) -> BatchRequest:
+    return BatchRequest(calls, _EMPTY_SIZE + sum(map(len, calls.bodies)) + max(len(calls) - 1, 0))
 
 
 class RequestPacker:
@@ -36,22 +36,27 @@ class RequestPacker:
 
     def __init__(self, max_bytes: int, max_calls: int | None = None) -> None:
         self.max_bytes = max_bytes
-        self.max_calls = max_calls
+        self.max_calls = max_calls or 0
         self._current = BatchRequest()
 
-    def add(self, calls: Sequence[MappedCall]) -> Iterator[BatchRequest]:
+    def add(self, calls: Calls) -> Iterator[BatchRequest]:
         """Add calls; yield each request as it becomes full."""
-        for call in calls:
-            current = self._current
-            grown = current.size + len(call.body) + (1 if current.calls else 0)
-            if current.calls and (grown > self.max_bytes or len(current.calls) == self.max_calls):
+        current, start = self._current, 0
+        size, count = current.size, len(current.calls)
+        for index, body in enumerate(calls.bodies):
+            grown = size + len(body) + (1 if count else 0)
+            if count and (grown > self.max_bytes or count == self.max_calls):
+                current.calls.extend(calls, start, index)
+                current.size = size
                 yield current
-                current = self._current = BatchRequest()
-                grown = current.size + len(call.body)
-            current.calls.append(call)
-            current.size = grown
+                current, start = BatchRequest(), index
+                count, grown = 0, _EMPTY_SIZE + len(body)
+            size, count = grown, count + 1
+        current.calls.extend(calls, start)
+        current.size = size
+        self._current = current
 
     def flush(self) -> Iterator[BatchRequest]:
-        if self._current.calls:
+        if len(self._current.calls):
             yield self._current
             self._current = BatchRequest()

@@ -29,7 +29,7 @@ from reverse_etl_assets.delivery.batching import BatchRequest
 from reverse_etl_assets.delivery.errors import AuthenticationError, DeliveryError
 from reverse_etl_assets.delivery.http_api import Answer, TransportError
 from reverse_etl_assets.delivery.rate_limit import RateLimiter
-from reverse_etl_assets.mapping.calls import MappedCall, RejectedRow
+from reverse_etl_assets.mapping.calls import Calls, RejectedRow
 
 
 class Transport(Protocol):
@@ -94,7 +94,7 @@ class Sender:
         self._lock = threading.Lock()
         self._pending: set[Future[None]] = set()
         self._failure: DeliveryError | None = None
-        self._delivered: list[MappedCall] = []
+        self._delivered = Calls()
         self._refused: list[RejectedRow] = []
         self._backoff = wait_exponential_jitter(
             multiplier=settings.initial_backoff_seconds,
@@ -114,10 +114,10 @@ class Sender:
             self._pending.add(future)
         future.add_done_callback(self._done)
 
-    def take_delivered(self) -> list[MappedCall]:
-        """Calls acknowledged since the last call (for the delivery ledger)."""
+    def take_delivered(self) -> Calls:
+        """Calls acknowledged since the last time (for the delivery ledger)."""
         with self._lock:
-            taken, self._delivered = self._delivered, []
+            taken, self._delivered = self._delivered, Calls()
         return taken
 
     def take_refused(self) -> list[RejectedRow]:
@@ -186,7 +186,7 @@ class Sender:
         if (answer.status == 400 and errors) or answer.status == 413:
             if len(request.calls) == 1:
                 reason = "; ".join(errors) or answer.text or "request too large"
-                self._refuse(request.calls[0], f"the destination refused it ({answer.status}): {reason}")
+                self._refuse(request.calls, f"the destination refused it ({answer.status}): {reason}")
                 return
             with self._lock:
                 self.stats.split_requests += 1
@@ -195,14 +195,15 @@ class Sender:
             return
         raise DeliveryError(f"destination {name!r}: POST {url} answered {answer.status}: {answer.text}")
 
-    def _refuse(self, call: MappedCall, reason: str) -> None:
+    def _refuse(self, call: Calls, reason: str) -> None:
+        """`call` holds the one call the destination refused."""
         try:
-            row = orjson.loads(call.body)
+            row = orjson.loads(call.bodies[0])
         except orjson.JSONDecodeError:
             row = {}
         with self._lock:
             self.stats.calls_refused += 1
-            self._refused.append(RejectedRow(call.row_number, "(call)", reason, row=row))
+            self._refused.append(RejectedRow(call.row_numbers[0], "(call)", reason, row=row))
 
     def _post_with_retries(self, request: BatchRequest) -> Answer:
         retrying = Retrying(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -47,16 +47,41 @@ class RejectedRow:
         return {"row_number": self.row_number, "field": self.field, "reason": self.reason, "row": self.row}
 
 
-class MappedCall(NamedTuple):
-    body: bytes  # the call, serialized
-    row_number: int  # the result row it came from, for rejections the destination reports
-    message_id: str
-    entity_key: str  # what the call is about: a person, a group, or (for events) the call itself
+@dataclass
+class Calls:
+    """Serialized calls, a list per attribute: no Python object per call on the hot path."""
+
+    bodies: list[bytes] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)  # for rejections the destination reports
+    message_ids: list[str] = field(default_factory=list)
+    entity_keys: list[str] = field(default_factory=list)  # a person, a group, or (events) the call
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    def extend(self, other: Calls, start: int = 0, stop: int | None = None) -> None:
+        self.bodies += other.bodies[start:stop]
+        self.row_numbers += other.row_numbers[start:stop]
+        self.message_ids += other.message_ids[start:stop]
+        self.entity_keys += other.entity_keys[start:stop]
+
+    def slice(self, start: int, stop: int | None = None) -> Calls:
+        part = Calls()
+        part.extend(self, start, stop)
+        return part
+
+    def only(self, keep: list[bool]) -> Calls:
+        return Calls(
+            *([value for value, kept in zip(column, keep, strict=True) if kept] for column in self.columns())
+        )
+
+    def columns(self) -> tuple[list[bytes], list[int], list[str], list[str]]:
+        return self.bodies, self.row_numbers, self.message_ids, self.entity_keys
 
 
 @dataclass
 class MappedBatch:
-    calls: list[MappedCall]
+    calls: Calls
     rejected: list[RejectedRow]
 
 
@@ -230,43 +255,50 @@ class CallMapper:
         columns: Columns,
         problems: dict[int, tuple[str, str]],
     ) -> MappedBatch:
-        user_ids = columns.text(("messageId",))
-        given = user_ids.to_pylist() if user_ids is not None else [None] * batch.num_rows
-        namespace = self._namespace
-        keys = self._entity_keys(columns)
-        calls: list[MappedCall] = []
-        rejected: list[RejectedRow] = []
+        rows = batch.num_rows
+        given = columns.text(("messageId",))
+        closed = pc.binary_join_element_wise(heads, "}", "")
+        # Deterministic: the same row sent again to the same destination carries the same id, so
+        # Segment-style deduplication (and our own lookback) recognise it.
+        namespace, blake2b = self._namespace, hashlib.blake2b
+        hashed = [
+            blake2b(namespace + body, digest_size=16).hexdigest()
+            for body in pc.cast(closed, pa.binary()).to_pylist()
+        ]
+        ids = pa.array(hashed, pa.string())
+        bodies = pc.binary_join_element_wise(heads, ',"messageId":"', ids, '"}', "")
+        if given is not None:  # the user's own ids are in the body already
+            has_own = pc.fill_null(pc.not_equal(given, ""), False)
+            ids = pc.if_else(has_own, given, ids)
+            bodies = pc.if_else(has_own, closed, bodies)
+        sizes = pc.binary_length(bodies).to_pylist()
         limit = self.options.max_call_bytes
-        for row, (head, message_id, key) in enumerate(
-            zip(pc.cast(heads, pa.binary()).to_pylist(), given, keys, strict=True)
-        ):
-            problem = problems.get(row)
-            if problem is None:
-                if message_id:
-                    body = head + b"}"
-                else:
-                    # Deterministic: the same row sent again to the same destination carries the
-                    # same id, so Segment-style deduplication (and our own lookback) recognise it.
-                    message_id = hashlib.blake2b(namespace + head + b"}", digest_size=16).hexdigest()
-                    body = head + b',"messageId":"' + message_id.encode() + b'"}'
-                if len(body) <= limit:
-                    calls.append(
-                        MappedCall(body, first_row_number + row, message_id, key or f"event:{message_id}")
-                    )
-                    continue
-                problem = (
+        for row, size in enumerate(sizes):
+            if size > limit and row not in problems:
+                problems[row] = (
                     "(call)",
-                    f"the call is {len(body):,} bytes; the limit is {limit:,} bytes per call",
+                    f"the call is {size:,} bytes; the limit is {limit:,} bytes per call",
                 )
-            rejected.append(RejectedRow(first_row_number + row, *problem, row=_row_values(batch, row)))
-        return MappedBatch(calls, rejected)
+        calls = Calls(
+            pc.cast(bodies, pa.binary()).to_pylist(),
+            list(range(first_row_number, first_row_number + rows)),
+            ids.to_pylist(),
+            self._entity_keys(columns, ids),
+        )
+        if not problems:
+            return MappedBatch(calls, [])
+        rejected = [
+            RejectedRow(first_row_number + row, *problems[row], row=_row_values(batch, row))
+            for row in sorted(problems)
+        ]
+        return MappedBatch(calls.only([row not in problems for row in range(rows)]), rejected)
 
-    def _entity_keys(self, columns: Columns) -> list[str | None]:
+    def _entity_keys(self, columns: Columns, message_ids: pa.Array) -> list[str]:
         """Profiles are updated in place, so the delivery ledger compares versions per person or
-        group; events are each their own thing, keyed (later) by their message id."""
+        group; events are each their own thing, keyed by their message id."""
         call_type = self.options.call_type
         if call_type in ("track", "page", "screen"):
-            return [None] * columns.rows
+            return pc.binary_join_element_wise("event:", message_ids, "").to_pylist()
         empty = pa.array([""] * columns.rows)
 
         def text(*path: str) -> pa.Array:

@@ -161,10 +161,33 @@ def iso_timestamps(array: pa.Array) -> pa.Array:
     """ISO-8601 with the UTC offset of the column's zone, e.g. `2026-12-01T09:30:00.250000+02:00`
     (microseconds only when there are some), as Python's `isoformat` writes it."""
     zone = getattr(array.type, "tz", None)
-    text = pc.strftime(array, format="%Y-%m-%dT%H:%M:%S%z" if zone else "%Y-%m-%dT%H:%M:%S")
-    if zone:
-        text = pc.replace_substring_regex(text, r"([+-]\d\d)(\d\d)$", r"\1:\2")
-    return pc.replace_substring_regex(text, r"\.0{6}([+-]|$)", r"\1")
+    offset = _fixed_offset(zone)
+    if zone is None or offset is not None:
+        # Casting the wall-clock time is some forty times faster than strftime.
+        shift = (offset or 0) * 1_000_000
+        wall = pc.cast(pc.add(pc.cast(array, pa.int64()), shift), pa.timestamp(array.type.unit))
+        text = pc.replace_substring(pc.cast(wall, pa.string()), " ", "T", max_replacements=1)
+        text = pc.replace_substring_regex(text, r"\.0+$", "")
+        return text if zone is None else pc.binary_join_element_wise(text, _offset_text(offset or 0), "")
+    text = pc.strftime(array, format="%Y-%m-%dT%H:%M:%S%z")  # a named zone: the offset varies
+    text = pc.replace_substring_regex(text, r"([+-]\d\d)(\d\d)$", r"\1:\2")
+    return pc.replace_substring_regex(text, r"\.0{6}([+-])", r"\1")
+
+
+def _fixed_offset(zone: str | None) -> int | None:
+    """Seconds east of UTC for `+02:00`-style zones (and UTC); None for named zones."""
+    if zone in ("UTC", "Z"):
+        return 0
+    if zone and len(zone) == 6 and zone[0] in "+-" and zone[3] == ":":
+        seconds = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        return seconds if zone[0] == "+" else -seconds
+    return None
+
+
+def _offset_text(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
 
 
 def mysql_times(array: pa.Array) -> pa.Array:
@@ -226,25 +249,21 @@ def _boolean(array: pa.Array) -> Rendered:
 
 
 def _json_documents(array: pa.Array) -> Rendered:
-    """Parse each document (rejecting invalid JSON) and write it back compactly."""
+    """Check each document is JSON (rejecting those that are not) and send it as it is."""
     values: list[Any] = []
-    texts: list[str | None] = []
     errors: dict[int, str] = {}
+    loads = orjson.loads
     for row, raw in enumerate(array.to_pylist()):
         if raw is None:
             values.append(None)
-            texts.append(None)
             continue
         try:
-            value = orjson.loads(raw)
+            values.append(loads(raw))
         except orjson.JSONDecodeError as error:
             errors[row] = f"not valid JSON ({error})"
             values.append(None)
-            texts.append(None)
-            continue
-        values.append(value)
-        texts.append(orjson.dumps(value).decode())
-    return Rendered(pa.array(texts, pa.string()), None, errors, values)
+    text = array if pa.types.is_string(array.type) else array.cast(pa.string())
+    return Rendered(_drop(text, errors), None, errors, values)
 
 
 def _ids_from_json(rendered: Rendered) -> Rendered:

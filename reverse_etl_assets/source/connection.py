@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,14 +11,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from reverse_etl_assets.config.models import Database, MySQLDatabase, SQLiteDatabase
 from reverse_etl_assets.source.arrow_batches import rows_to_record_batch
+from reverse_etl_assets.source.drivers import mysql_engine
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.json_columns import mark_json_columns
-from reverse_etl_assets.source.tls import pymysql_tls_args, tls_error_hints
+from reverse_etl_assets.source.tls import REQUIRES_TLS, tls_error_hints
 from reverse_etl_assets.source.type_mapping import describe_columns
 
 # While delivery backs off, we stop reading and the server waits to write: let it wait an hour
@@ -103,7 +102,7 @@ def open_read_only_session(name: str, database: Database) -> Iterator[SourceSess
             engine = _sqlite_engine(database.path, name)
             server_time_sql = "SELECT CAST(strftime('%s', 'now') AS INTEGER)"
         else:
-            engine = _mysql_engine(name, database)
+            engine = mysql_engine(name, database)
             server_time_sql = "SELECT UNIX_TIMESTAMP()"
     try:
         with tls_error_hints(database), _errors(name, "connecting"):
@@ -126,6 +125,14 @@ def _begin_read_only(connection: sa.Connection, database: Database) -> None:
         connection.exec_driver_sql(f"SET SESSION net_write_timeout = {_NET_WRITE_TIMEOUT_SECONDS}")
         if database.statement_timeout_seconds is not None:
             _set_statement_timeout(connection, database.statement_timeout_seconds)
+        if database.ssl.mode in REQUIRES_TLS:
+            # Some client libraries let REQUIRED fall back to plain text: check, do not trust.
+            cipher = connection.exec_driver_sql("SHOW SESSION STATUS LIKE 'Ssl_cipher'").one()[1]
+            if not cipher:
+                raise SourceError(
+                    f"ssl.mode is {database.ssl.mode} but the connection is not encrypted: "
+                    "the server does not offer TLS"
+                )
         # Any write in this transaction fails, whatever the user's grants.
         connection.exec_driver_sql("START TRANSACTION READ ONLY")
     else:
@@ -139,40 +146,6 @@ def _set_statement_timeout(connection: sa.Connection, seconds: float) -> None:
         connection.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:f}")
     else:  # MySQL 5.7.8+: milliseconds, for SELECT statements
         connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(seconds * 1000)}")
-
-
-def _mysql_engine(name: str, database: MySQLDatabase) -> sa.Engine:
-    password = None
-    if database.password_env:
-        password = os.environ.get(database.password_env)
-        if password is None:
-            raise SourceError(
-                f"database {name!r}: the environment variable {database.password_env} "
-                "(password_env) is not set"
-            )
-    url = URL.create(
-        "mysql+pymysql",
-        username=database.user,
-        password=password,
-        host=database.host,
-        port=database.port,
-        database=database.database,
-        query={"charset": "utf8mb4"},
-    )
-    connect_args = {
-        "connect_timeout": database.connect_timeout_seconds,
-        # PyMySQL waits for the server's greeting with the read timeout, not the connect timeout:
-        # until connected, both are the connect timeout (a server that accepts and never greets).
-        "read_timeout": database.connect_timeout_seconds,
-        **pymysql_tls_args(database.ssl),
-    }
-    engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
-
-    @sa.event.listens_for(engine, "connect")
-    def _connected(dbapi_connection: object, _record: object) -> None:
-        dbapi_connection._read_timeout = database.read_timeout_seconds  # type: ignore[attr-defined]
-
-    return engine
 
 
 def _sqlite_engine(path: Path, name: str) -> sa.Engine:

@@ -16,6 +16,24 @@ from reverse_etl_assets.source.errors import SourceError
 T = TypeVar("T")
 
 
+REQUIRES_TLS = ("required", "verify-ca", "verify-identity")
+
+
+def mysqlclient_tls_args(tls: TlsConfig) -> dict[str, Any]:
+    """The same modes for mysqlclient, which takes them as `ssl_mode` and a dict of files."""
+    if tls.key and not tls.cert:
+        raise OSError(f"ssl.key ({tls.key}) is set but ssl.cert is not: a client certificate needs both")
+    files = {
+        name: _readable(f"ssl.{name}", path)
+        for name, path in (("ca", tls.ca), ("cert", tls.cert), ("key", tls.key))
+        if path is not None
+    }
+    args: dict[str, Any] = {"ssl_mode": tls.mode.upper().replace("-", "_")}
+    if files:
+        args["ssl"] = files
+    return args
+
+
 def pymysql_tls_args(tls: TlsConfig) -> dict[str, Any]:
     """Raises OSError naming the setting and the file when a CA, certificate or key cannot be read."""
     if tls.mode == "disabled":

@@ -52,6 +52,18 @@ class ColumnInfo:
     table: str = ""
     column: str = ""
     json: bool = False  # MySQL says so in the type; MariaDB's JSON is LONGTEXT (see json_columns.py)
+    charset_known: bool = True  # mysqlclient does not tell a column's charset
+
+    @property
+    def is_text_type(self) -> bool:
+        return self.type_code in TEXT_TYPES
+
+    @property
+    def binary(self) -> bool | None:
+        """A binary string (VARBINARY, BLOB)? None when the driver does not say."""
+        if not self.charset_known:
+            return None
+        return self.is_text_type and self.charset == BINARY_CHARSET
 
     @property
     def unsigned(self) -> bool:
@@ -69,7 +81,7 @@ class ColumnInfo:
             return "set"
         if self.flags & FLAG.ENUM:
             return "enum"
-        if code in TEXT_TYPES and self.charset == BINARY_CHARSET:
+        if self.binary:
             return "binary"
         if self.json:
             return "json"
@@ -77,7 +89,8 @@ class ColumnInfo:
 
 
 def describe_columns(cursor: Any) -> list[ColumnInfo]:
-    """Column information from a DB-API cursor; PyMySQL's field packets add flags and origin."""
+    """Column information from a DB-API cursor: PyMySQL's field packets carry flags, charset and
+    origin; mysqlclient has flags beside its description; SQLite has names only."""
     fields = getattr(getattr(cursor, "_result", None), "fields", None)
     if fields:
         return [
@@ -94,6 +107,20 @@ def describe_columns(cursor: Any) -> list[ColumnInfo]:
                 json=f.type_code == FIELD_TYPE.JSON,
             )
             for f in fields
+        ]
+    flags = getattr(cursor, "description_flags", None)
+    if flags is not None:
+        return [
+            ColumnInfo(
+                name=d[0],
+                type_code=d[1],
+                length=d[3] or 0,
+                scale=d[5] or 0,
+                flags=flag,
+                json=d[1] == FIELD_TYPE.JSON,
+                charset_known=False,
+            )
+            for d, flag in zip(cursor.description, flags, strict=True)
         ]
     return [ColumnInfo(name=d[0]) for d in cursor.description]
 
