@@ -37,13 +37,19 @@ class Rendered:
 
 
 def render_column(
-    array: pa.Array, arrow_field: pa.Field, declared: ColumnType | None, role: Role
+    array: pa.Array,
+    arrow_field: pa.Field,
+    declared: ColumnType | None,
+    role: Role,
+    whole_object: bool = False,
 ) -> Rendered:
     kind = _kind(arrow_field, declared)
     if role == "boolean" or kind == "boolean":
         return _boolean(array)
     if kind == "json":
-        rendered = _json_documents(array)
+        # The database checked the documents of its own JSON columns; declared ones are checked here.
+        checked = bool((arrow_field.metadata or {}).get(JSON_COLUMN))
+        rendered = _json_documents(array, parse=role == "id" or not checked or whole_object)
         return _ids_from_json(rendered) if role == "id" else rendered
     if role == "id" or kind in _TEXT_KINDS:
         text, errors = _as_text(array, kind)
@@ -103,12 +109,17 @@ def json_quote(text: pa.Array) -> pa.Array:
     """JSON string literals: backslash, quote and control characters escaped; UTF-8 kept as is."""
     if text.null_count == len(text):
         return pa.nulls(len(text), pa.string())
-    escaped = pc.replace_substring(text, "\\", "\\\\")
-    escaped = pc.replace_substring(escaped, '"', '\\"')
-    if pc.any(pc.match_substring_regex(escaped, "[\\x00-\\x1f]")).as_py():
-        for character, escape in _CONTROL_ESCAPES:
-            escaped = pc.replace_substring(escaped, character, escape)
-    return pc.binary_join_element_wise('"', escaped, '"', "")
+    if pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE)).as_py():
+        text = pc.replace_substring(text, "\\", "\\\\")
+        text = pc.replace_substring(text, '"', '\\"')
+        if pc.any(pc.match_substring_regex(text, _CONTROL)).as_py():
+            for character, escape in _CONTROL_ESCAPES:
+                text = pc.replace_substring(text, character, escape)
+    return pc.binary_join_element_wise('"', text, '"', "")
+
+
+_NEEDS_ESCAPE = '["\\\\\\x00-\\x1f]'
+_CONTROL = "[\\x00-\\x1f]"
 
 
 def _as_text(array: pa.Array, kind: str) -> tuple[pa.Array | None, dict[int, str]]:
@@ -248,12 +259,16 @@ def _boolean(array: pa.Array) -> Rendered:
     return Rendered(_drop(json, errors), None, errors)
 
 
-def _json_documents(array: pa.Array) -> Rendered:
-    """Check each document is JSON (rejecting those that are not) and send it as it is."""
+def _json_documents(array: pa.Array, parse: bool) -> Rendered:
+    """JSON documents are sent as they are; unless the database vouches for them, each is parsed
+    first, and the rows that are not JSON are rejected."""
+    text = array if pa.types.is_string(array.type) else array.cast(pa.string())
+    if not parse:
+        return Rendered(text)
     values: list[Any] = []
     errors: dict[int, str] = {}
     loads = orjson.loads
-    for row, raw in enumerate(array.to_pylist()):
+    for row, raw in enumerate(text.to_pylist()):
         if raw is None:
             values.append(None)
             continue
@@ -262,7 +277,6 @@ def _json_documents(array: pa.Array) -> Rendered:
         except orjson.JSONDecodeError as error:
             errors[row] = f"not valid JSON ({error})"
             values.append(None)
-    text = array if pa.types.is_string(array.type) else array.cast(pa.string())
     return Rendered(_drop(text, errors), None, errors, values)
 
 

@@ -26,13 +26,36 @@ def rows_to_record_batch(
     rows: Sequence[Sequence[Any]], columns: Sequence[ColumnInfo], time_zone: str
 ) -> pa.RecordBatch:
     """Build one RecordBatch from row tuples, with the types `declared_arrow_type` asks for."""
-    values_by_column = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
     arrays, fields = [], []
-    for column, values in zip(columns, values_by_column, strict=True):
+    for column, values in zip(columns, _transpose(rows, columns), strict=True):
         array = _column_array(values, declared_arrow_type(column, time_zone), column)
         arrays.append(array)
         fields.append(arrow_field(column, array.type))
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _transpose(rows: Sequence[Sequence[Any]], columns: Sequence[ColumnInfo]) -> list[Any]:
+    """Row tuples → one sequence (or Arrow array) per column.
+
+    For the MySQL drivers' text and bytes, Arrow reads the tuples straight into a struct array
+    (about twice as fast as transposing in Python); other values are transposed with zip.
+    """
+    if not rows:
+        return [() for _ in columns]
+    first = rows[0]
+    if all(column.type_code is not None for column in columns):
+        kinds = []
+        for index in range(len(columns)):
+            sample = next((row[index] for row in rows if row[index] is not None), None)
+            kinds.append(pa.binary() if isinstance(sample, bytes) else pa.string())
+        if all(isinstance(value, (str, bytes)) or value is None for value in first):
+            try:
+                struct = pa.array(rows, type=pa.struct([(str(i), kind) for i, kind in enumerate(kinds)]))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                pass  # a column mixes str and bytes: transpose in Python
+            else:
+                return struct.flatten()
+    return list(zip(*rows, strict=True))
 
 
 def _column_array(values: Sequence[Any], declared: pa.DataType | None, column: ColumnInfo) -> pa.Array:
@@ -60,21 +83,23 @@ def _column_array(values: Sequence[Any], declared: pa.DataType | None, column: C
         raise SourceError(f"column {column.name!r}: cannot read its values as {declared} ({error})") from None
 
 
-def _raw_array(values: Sequence[Any], column: ColumnInfo) -> pa.Array:
+def _raw_array(values: Sequence[Any] | pa.Array, column: ColumnInfo) -> pa.Array:
     """The driver's values as one Arrow array: text (str) or bytes, as the driver gave them.
 
     PyMySQL gives str for text and numbers; mysqlclient gives bytes for numbers and dates; both
     give bytes for binary strings. Text columns are binary when their charset says so (PyMySQL)
     or when the values are bytes (mysqlclient does not say).
     """
-    sample = next((value for value in values if value is not None), None)
-    if sample is None:
+    if not isinstance(values, pa.Array):
+        sample = next((value for value in values if value is not None), None)
+        if sample is None:
+            return pa.nulls(len(values), pa.binary() if column.binary else pa.string())
+        values = pa.array(values, pa.string() if isinstance(sample, str) else pa.binary())
+    if values.null_count == len(values):
         return pa.nulls(len(values), pa.binary() if column.binary else pa.string())
-    if isinstance(sample, str):
-        return pa.array(values, pa.string())
-    if column.is_text_type and column.binary is False:
-        return pa.array(values, pa.binary()).cast(pa.string())
-    return pa.array(values, pa.binary())
+    if pa.types.is_binary(values.type) and column.is_text_type and column.binary is False:
+        return values.cast(pa.string())
+    return values
 
 
 def _timestamps(text: pa.Array, declared: pa.TimestampType) -> pa.Array:

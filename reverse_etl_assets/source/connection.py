@@ -153,7 +153,8 @@ def _sqlite_engine(path: Path, name: str) -> sa.Engine:
         raise SourceError(f"database {name!r}: the SQLite file {path} does not exist")
 
     def connect() -> sqlite3.Connection:
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        # check_same_thread off: the query is read by a thread of its own (prefetch.py), one at a time.
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
         # The demo's queries read like MySQL ones: FROM_UNIXTIME gives 'YYYY-MM-DD HH:MM:SS' (UTC).
         connection.create_function("FROM_UNIXTIME", 1, _from_unixtime, deterministic=True)
         return connection
