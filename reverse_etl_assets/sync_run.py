@@ -21,6 +21,7 @@ from typing import IO
 import orjson
 
 from reverse_etl_assets.config.loading import LoadedConfig
+from reverse_etl_assets.config.models import Destination
 from reverse_etl_assets.cursor import query_since
 from reverse_etl_assets.cursor.ledger import DeliveryLedger
 from reverse_etl_assets.delivery.batching import RequestPacker
@@ -29,10 +30,10 @@ from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.delivery.sender import DeliveryStats, Sender
 from reverse_etl_assets.mapping.calls import CallMapper, Calls, MappingOptions, RejectedRow
 from reverse_etl_assets.mapping.fields import MappingError
-from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.prefetch import prefetched
 from reverse_etl_assets.source.query import render_query
+from reverse_etl_assets.source.reader_process import ChildQuery, start_query
 
 REJECTED_SAMPLE_SIZE = 20
 PROGRESS_INTERVAL_SECONDS = 10.0
@@ -108,25 +109,13 @@ def run_sync(
     with _fewer_gc_passes():
         try:
             already_delivered = run.load_ledger()
-            with open_read_only_session(sync.database, project.databases[sync.database]) as session:
-                result.started_at = session.server_time()
-                packer = RequestPacker(max_request_bytes(destination), max_calls_per_request(destination))
-                # Closed before the session ends, however the loop ends: the reading thread stops first.
-                with closing(
-                    prefetched(session.stream_batches(result.rendered_query, sync.batch_rows))
-                ) as batches:
-                    for batch in batches:
-                        mapped = mapper.map_batch(batch, first_row_number=result.stats.rows_read + 1)
-                        result.stats.rows_read += batch.num_rows
-                        run.reject(mapped.rejected)
-                        calls = _not_yet_delivered(mapped.calls, already_delivered)
-                        result.stats.calls_skipped += len(mapped.calls) - len(calls)
-                        for request in packer.add(calls):
-                            sender.submit(request)
-                        run.collect()
-                for request in packer.flush():
-                    sender.submit(request)
-                result.stats.delivery = sender.finish()
+            query = start_query(
+                sync.database, project.databases[sync.database], result.rendered_query, sync.batch_rows
+            )
+            try:
+                _send_rows(query, mapper, sender, run, already_delivered, destination)
+            finally:
+                query.stop()
             run.collect()
         except (SourceError, DeliveryError, MappingError) as error:
             run.collect()
@@ -135,6 +124,35 @@ def run_sync(
             run.finish(mapper.warnings)
     result.next_last_sync_time = result.started_at
     return result
+
+
+def _send_rows(
+    query: ChildQuery,
+    mapper: CallMapper,
+    sender: Sender,
+    run: _Run,
+    already_delivered: dict[str, str],
+    destination: Destination,
+) -> None:
+    """Map each batch as it comes and hand the calls to the sender; wait for every answer."""
+    result = run.result
+    packer = RequestPacker(max_request_bytes(destination), max_calls_per_request(destination))
+    # Closed before the query process is stopped, however the loop ends: the reading thread first.
+    with closing(prefetched(query.batches())) as batches:
+        for batch in batches:
+            result.started_at = query.server_time
+            mapped = mapper.map_batch(batch, first_row_number=result.stats.rows_read + 1)
+            result.stats.rows_read += batch.num_rows
+            run.reject(mapped.rejected)
+            calls = _not_yet_delivered(mapped.calls, already_delivered)
+            result.stats.calls_skipped += len(mapped.calls) - len(calls)
+            for request in packer.add(calls):
+                sender.submit(request)
+            run.collect()
+    result.started_at = query.first_server_time()
+    for request in packer.flush():
+        sender.submit(request)
+    result.stats.delivery = sender.finish()
 
 
 @contextmanager

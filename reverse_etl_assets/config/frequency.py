@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 
-# Dagster evaluates the schedules, so its own parser decides which cron strings are valid.
-from dagster._utils.schedules import is_valid_cron_string
-
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
 
 
@@ -18,6 +15,10 @@ def frequency_to_cron(frequency: str) -> str:
     """
     match = _INTERVAL.match(frequency)
     if match is None:
+        # Dagster evaluates the schedules, so its own parser decides which cron strings are valid.
+        # (Imported here: the query reader process loads the configuration models without Dagster.)
+        from dagster._utils.schedules import is_valid_cron_string
+
         cron = " ".join(frequency.split())
         if not is_valid_cron_string(cron):
             raise ValueError(

@@ -1,0 +1,141 @@
+"""Run a sync's query in a process of its own, which streams Arrow record batches back.
+
+The drivers decode rows in Python (PyMySQL) or build Python objects for them (mysqlclient); with
+the reading in another process, that work runs on one core while mapping and delivery run on
+another, instead of taking turns on Python's lock. The reading process is the same code as the
+in-process session (connection.py): read-only transaction, time zone, the server's clock.
+
+Protocol: the parent writes the request (JSON) to the child's stdin; the child writes Arrow IPC
+streams to stdout, one per result schema, whose schema metadata carries the server's clock at the
+start of the run; on an error it writes `{"error": ...}` to stderr and exits with status 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import pyarrow as pa
+from pydantic import TypeAdapter
+
+from reverse_etl_assets.config.models import Database
+from reverse_etl_assets.source.errors import SourceError
+
+SERVER_TIME = b"reverse_etl.server_time"
+_FAILED = 3
+
+
+@dataclass
+class ChildQuery:
+    """The query running in the child: read `batches()`, then `server_time` is set."""
+
+    process: subprocess.Popen[bytes]
+    database_name: str
+    server_time: int | None = None
+    _finished: bool = field(default=False, repr=False)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        output: IO[bytes] = self.process.stdout  # type: ignore[assignment]
+        try:
+            while output.peek(1):  # type: ignore[attr-defined]
+                stream = pa.ipc.open_stream(output)
+                self.server_time = int(stream.schema.metadata[SERVER_TIME])
+                yield from stream
+        except (pa.ArrowInvalid, OSError) as error:
+            self._check()  # the child's own error says more than a truncated stream
+            raise SourceError(
+                f"database {self.database_name!r}: the query's rows were cut off ({error})"
+            ) from None
+        self._check()
+        self._finished = True
+
+    def first_server_time(self) -> int:
+        """The server's clock when the run began (known once the first stream has opened)."""
+        if self.server_time is None:
+            raise SourceError(f"database {self.database_name!r}: the query process sent nothing")
+        return self.server_time
+
+    def _check(self) -> None:
+        status = self.process.wait()
+        if status == 0:
+            return
+        raw = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+        try:
+            message = json.loads(raw.strip().splitlines()[-1])["error"]
+        except (ValueError, IndexError, KeyError, TypeError):
+            message = f"the query process failed (status {status}): {raw.strip()[-2000:]}"
+        raise SourceError(message)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()  # the server ends the query when the connection drops
+        self.process.wait()
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def start_query(name: str, database: Database, sql: str, batch_rows: int) -> ChildQuery:
+    request = {
+        "name": name,
+        "database": TypeAdapter(Database).dump_python(database, mode="json"),
+        "sql": sql,
+        "batch_rows": batch_rows,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", __name__],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),  # the password is read from its variable there, never passed
+    )
+    assert process.stdin is not None
+    process.stdin.write(json.dumps(request).encode())
+    process.stdin.close()
+    return ChildQuery(process, name)
+
+
+def _serve(request: dict[str, Any], output: IO[bytes]) -> None:
+    """The child: run the query and write its batches as Arrow IPC streams."""
+    import gc
+
+    from reverse_etl_assets.source.connection import open_read_only_session
+
+    gc.set_threshold(100_000, 50, 100)  # see sync_run._fewer_gc_passes
+    database = TypeAdapter(Database).validate_python(request["database"])
+    with open_read_only_session(request["name"], database) as session:
+        metadata = {SERVER_TIME: str(session.server_time()).encode()}
+        writer: pa.ipc.RecordBatchStreamWriter | None = None
+        schema: pa.Schema | None = None
+        for batch in session.stream_batches(request["sql"], request["batch_rows"]):
+            if schema is None or not batch.schema.equals(schema, check_metadata=True):
+                if writer is not None:
+                    writer.close()  # a new schema: a new stream
+                schema = batch.schema
+                writer = pa.ipc.new_stream(
+                    output, schema.with_metadata({**(schema.metadata or {}), **metadata})
+                )
+            writer.write_batch(batch)
+        if writer is None:  # no rows: a stream anyway, to carry the server's clock
+            writer = pa.ipc.new_stream(output, pa.schema([], metadata=metadata))
+        writer.close()
+
+
+def main() -> None:
+    try:
+        _serve(json.loads(sys.stdin.buffer.read()), sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    except SourceError as error:
+        sys.stderr.write(json.dumps({"error": str(error)}) + "\n")
+        sys.exit(_FAILED)
+    except BrokenPipeError:
+        sys.exit(_FAILED)  # the parent stopped reading: nothing to say
+
+
+if __name__ == "__main__":
+    main()
