@@ -143,7 +143,8 @@ class CallMapper:
         self._root = _Node("")
         self._context = self._root.child("context")
         self._leaves: list[_Leaf] = []
-        self._namespace = options.message_id_namespace.encode() + b"\0"
+        # SHA-1 of the namespace and the call (its fastest hash here; this is an id, not a secret).
+        self._hash = hashlib.sha1(options.message_id_namespace.encode() + b"\0")
         self._type_fragment = '{"type":' + orjson.dumps(options.call_type).decode()
 
     def map_batch(self, batch: pa.RecordBatch, first_row_number: int) -> MappedBatch:
@@ -220,11 +221,9 @@ class CallMapper:
     def _fragment(self, part: _Node | _Leaf, rendered: dict[Path, Rendered]) -> pa.Array:
         """`,"key":value` (or `,"key":{...}`), null when there is nothing to send."""
         if isinstance(part, _Leaf):
-            values = rendered[part.placement.path].json
-            if part.keep_null:
-                values = pc.fill_null(values, "null")
-            key = orjson.dumps(part.placement.path[-1]).decode()
-            return pc.binary_join_element_wise(f",{key}:", values, "")
+            prefix = f",{orjson.dumps(part.placement.path[-1]).decode()}:"
+            fragment = rendered[part.placement.path].fragment(prefix)
+            return pc.fill_null(fragment, prefix + "null") if part.keep_null else fragment
         pieces = [self._object_inner(child, rendered) if isinstance(child, _Leaf) and child.whole_object
                   else self._fragment(child, rendered) for child in part.children]  # fmt: skip
         if part is self._context:
@@ -239,7 +238,7 @@ class CallMapper:
     @staticmethod
     def _object_inner(leaf: _Leaf, rendered: dict[Path, Rendered]) -> pa.Array:
         """A whole-object JSON column's members, as fragments of the object it fills."""
-        document = rendered[leaf.placement.path].json
+        document = rendered[leaf.placement.path].json_text()
         members = pc.utf8_slice_codeunits(document, 1, -1)
         return pc.if_else(
             pc.equal(members, ""), pa.scalar(None, pa.string()), pc.binary_join_element_wise(",", members, "")
@@ -260,12 +259,7 @@ class CallMapper:
         closed = pc.binary_join_element_wise(heads, "}", "")
         # Deterministic: the same row sent again to the same destination carries the same id, so
         # Segment-style deduplication (and our own lookback) recognise it.
-        namespace, blake2b = self._namespace, hashlib.blake2b
-        hashed = [
-            blake2b(namespace + body, digest_size=16).hexdigest()
-            for body in pc.cast(closed, pa.binary()).to_pylist()
-        ]
-        ids = pa.array(hashed, pa.string())
+        ids = pa.array(map(self._message_id, pc.cast(closed, pa.binary()).to_pylist()), pa.string())
         bodies = pc.binary_join_element_wise(heads, ',"messageId":"', ids, '"}', "")
         if given is not None:  # the user's own ids are in the body already
             has_own = pc.fill_null(pc.not_equal(given, ""), False)
@@ -292,6 +286,11 @@ class CallMapper:
             for row in sorted(problems)
         ]
         return MappedBatch(calls.only([row not in problems for row in range(rows)]), rejected)
+
+    def _message_id(self, body: bytes) -> str:
+        digest = self._hash.copy()
+        digest.update(body)
+        return digest.hexdigest()[:32]
 
     def _entity_keys(self, columns: Columns, message_ids: pa.Array) -> list[str]:
         """Profiles are updated in place, so the delivery ledger compares versions per person or
@@ -336,14 +335,13 @@ def _check_objects(rendered: Rendered, root: str) -> None:
             rendered.errors[row] = "context.library is set by reverse ETL itself"
         elif root == "integrations" and not all(isinstance(v, bool) for v in value.values()):
             rendered.errors[row] = "integrations must map each name to true or false"
-    if rendered.errors:
-        mask = pa.array([row in rendered.errors for row in range(len(rendered.json))])
-        rendered.json = pc.if_else(mask, pa.scalar(None, pa.string()), rendered.json)
-    elif rendered.json_values is None:
-        valid = pc.indices_nonzero(pc.is_valid(rendered.json)).to_pylist()
-        for row in valid:
+    document = rendered.json_text()
+    if rendered.json_values is None:
+        for row in pc.indices_nonzero(pc.is_valid(document)).to_pylist():
             rendered.errors[row] = f"{root} must be a JSON object (declare the column in column_types: json)"
-        rendered.json = pa.nulls(len(rendered.json), pa.string())
+    if rendered.errors:
+        mask = pa.array([row in rendered.errors for row in range(len(document))])
+        rendered.json = pc.if_else(mask, pa.scalar(None, pa.string()), document)
 
 
 def _row_values(batch: pa.RecordBatch, row: int) -> dict[str, Any]:

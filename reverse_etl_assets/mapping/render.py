@@ -30,10 +30,24 @@ _MICROS_PER = {"hours": 3_600_000_000, "minutes": 60_000_000, "seconds": 1_000_0
 
 @dataclass
 class Rendered:
-    json: pa.Array  # JSON text of each value; null where the value is NULL or cannot be sent
+    """One column, rendered; null wherever the value is NULL or cannot be sent."""
+
+    json: pa.Array | None  # JSON text of values that need no quotes (numbers, true, documents)
     text: pa.Array | None = None  # the value as plain text, when it is text-like
     errors: dict[int, str] = field(default_factory=dict)  # row → why its value cannot be sent
     json_values: list[Any] | None = None  # parsed JSON documents (JSON columns only)
+    escaped: pa.Array | None = None  # for values sent as JSON strings: escaped, not yet quoted
+
+    def json_text(self) -> pa.Array:
+        if self.json is None:
+            self.json = pc.binary_join_element_wise('"', self.escaped, '"', "")
+        return self.json
+
+    def fragment(self, prefix: str) -> pa.Array:
+        """`prefix` (`,"key":`) and the value, in one pass; null where the value is null."""
+        if self.json is None and self.escaped is not None:
+            return pc.binary_join_element_wise(prefix + '"', self.escaped, '"', "")
+        return pc.binary_join_element_wise(prefix, self.json_text(), "")
 
 
 def render_column(
@@ -57,7 +71,7 @@ def render_column(
             return Rendered(
                 pa.nulls(len(array), pa.string()), None, {row: _ID_ERROR for row in _valid_rows(array)}
             )
-        return Rendered(json_quote(text), text, errors)
+        return Rendered(None, text, errors, escaped=_drop(json_escape(text), errors))
     errors = _non_finite(array) if kind == "float" else {}
     return Rendered(_drop(_json_literal(array, kind), errors), None, errors)
 
@@ -106,7 +120,13 @@ def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> str:
 
 
 def json_quote(text: pa.Array) -> pa.Array:
-    """JSON string literals: backslash, quote and control characters escaped; UTF-8 kept as is."""
+    """JSON string literals."""
+    return pc.binary_join_element_wise('"', json_escape(text), '"', "")
+
+
+def json_escape(text: pa.Array) -> pa.Array:
+    """The inside of JSON string literals: backslash, quote and control characters escaped, UTF-8
+    kept as is (as orjson writes them)."""
     if text.null_count == len(text):
         return pa.nulls(len(text), pa.string())
     if pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE)).as_py():
@@ -115,7 +135,7 @@ def json_quote(text: pa.Array) -> pa.Array:
         if pc.any(pc.match_substring_regex(text, _CONTROL)).as_py():
             for character, escape in _CONTROL_ESCAPES:
                 text = pc.replace_substring(text, character, escape)
-    return pc.binary_join_element_wise('"', text, '"', "")
+    return text
 
 
 _NEEDS_ESCAPE = '["\\\\\\x00-\\x1f]'
@@ -294,7 +314,7 @@ def _ids_from_json(rendered: Rendered) -> Rendered:
                 str(value) if not isinstance(value, float) or not value.is_integer() else str(int(value))
             )
     text = pa.array(texts, pa.string())
-    return Rendered(json_quote(text), text, errors)
+    return Rendered(None, text, errors, escaped=json_escape(text))
 
 
 def _non_finite(array: pa.Array) -> dict[int, str]:

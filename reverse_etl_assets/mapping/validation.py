@@ -144,7 +144,7 @@ def _timestamp(columns: Columns) -> list[tuple[pa.Array, str, Callable[[int], st
     text = columns.text(path)
     hint = "(select a DATETIME/TIMESTAMP column, or FROM_UNIXTIME(epoch_column))"
     if text is None or pa.types.is_integer(columns.types[path]) or pa.types.is_floating(columns.types[path]):
-        values = columns.leaves[path].json
+        values = columns.leaves[path].json_text()
         return [
             (
                 pc.is_valid(values),
@@ -170,7 +170,7 @@ def _one_of(
     text = columns.text(path)
     field = ".".join(path)
     if text is None:
-        values = columns.leaves[path].json
+        values = columns.leaves[path].json_text()
         return [
             (
                 pc.is_valid(values),
