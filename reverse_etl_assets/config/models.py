@@ -130,7 +130,7 @@ class HttpDelivery(StrictModel):
     max_request_bytes: int = Field(default=500_000, ge=1_000)
     max_call_bytes: int = Field(default=32_000, ge=100)
     max_calls_per_request: int | None = Field(default=None, ge=1)
-    max_in_flight: int = Field(default=4, ge=1, le=64)
+    max_in_flight: int = Field(default=8, ge=1, le=64)
     # Customer.io publishes 3000 requests per 3 seconds per workspace.
     rate_limit: RateLimit = RateLimit()
     timeout_seconds: float = Field(default=30, gt=0)

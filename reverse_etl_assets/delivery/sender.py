@@ -45,7 +45,7 @@ class Transport(Protocol):
 class SenderSettings:
     destination_name: str
     url: str
-    max_in_flight: int = 4
+    max_in_flight: int = 8
     rate_limit_requests: int = 3000
     rate_limit_seconds: float = 3.0
     retry_budget_seconds: float = 300.0
