@@ -117,7 +117,12 @@ def map_calls(
 
 
 def write_config(
-    path: Path, db: dict[str, Any], query_template: str, base_url: str, api_key_env: str, driver: str = "pymysql"
+    path: Path,
+    db: dict[str, Any],
+    query_template: str,
+    base_url: str,
+    api_key_env: str,
+    driver: str = "pymysql",
 ) -> Path:
     """The YAML a user would write for this sync (see reverse_etl.example.yaml)."""
     database = {key: db[key] for key in ("host", "port", "database", "user")}
@@ -146,7 +151,12 @@ def write_config(
 
 
 def end_to_end(
-    db: dict[str, Any], query_template: str, base_url: str, api_key_env: str, workdir: str, driver: str = "pymysql"
+    db: dict[str, Any],
+    query_template: str,
+    base_url: str,
+    api_key_env: str,
+    workdir: str,
+    driver: str = "pymysql",
 ) -> dict[str, Any]:
     """(5) One identify sync, from the query to the server's 200s, as the Dagster asset runs it."""
     from reverse_etl_assets.sync_run import run_sync
@@ -178,6 +188,8 @@ def end_to_end(
         "requests": delivery.requests,
         "body_bytes": delivery.bytes_sent,
         "run_duration_seconds": result.duration_seconds,
+        # The query is read by a process of its own: its peak memory counts too.
+        "reader_peak_rss_kb": getattr(result, "reader_peak_memory_kb", None),
         "warnings": result.warnings,
     }
 

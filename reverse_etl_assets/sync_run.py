@@ -65,6 +65,7 @@ class SyncRunResult:
     rejected_sample: list[RejectedRow] = field(default_factory=list)
     rejected_rows_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    reader_peak_memory_kb: int | None = None  # the query-reading process's peak RSS
 
     @property
     def rows_per_second(self) -> float:
@@ -116,6 +117,7 @@ def run_sync(
                 _send_rows(query, mapper, sender, run, already_delivered, destination)
             finally:
                 query.stop()
+                result.reader_peak_memory_kb = query.peak_memory_kb
             run.collect()
         except (SourceError, DeliveryError, MappingError) as error:
             run.collect()

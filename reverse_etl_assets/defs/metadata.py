@@ -32,6 +32,10 @@ def run_metadata(result: SyncRunResult) -> dict[str, Any]:
         "query_since": dg.MetadataValue.int(result.query_since),
         "rendered_query": dg.MetadataValue.md(f"```sql\n{result.rendered_query}\n```"),
     }
+    if result.reader_peak_memory_kb:
+        metadata["reader_peak_memory_mb"] = dg.MetadataValue.float(
+            round(result.reader_peak_memory_kb / 1024, 1)
+        )
     if result.next_last_sync_time is not None:
         # The cursor: the next run of this destination reads it back.
         metadata[LAST_SYNC_TIME] = dg.MetadataValue.int(result.next_last_sync_time)

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 import pyarrow as pa
@@ -37,7 +37,7 @@ class ChildQuery:
     process: subprocess.Popen[bytes]
     database_name: str
     server_time: int | None = None
-    _finished: bool = field(default=False, repr=False)
+    peak_memory_kb: int | None = None  # the reading process's peak RSS, once it has finished
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         output: IO[bytes] = self.process.stdout  # type: ignore[assignment]
@@ -52,7 +52,6 @@ class ChildQuery:
                 f"database {self.database_name!r}: the query's rows were cut off ({error})"
             ) from None
         self._check()
-        self._finished = True
 
     def first_server_time(self) -> int:
         """The server's clock when the run began (known once the first stream has opened)."""
@@ -62,13 +61,15 @@ class ChildQuery:
 
     def _check(self) -> None:
         status = self.process.wait()
-        if status == 0:
-            return
         raw = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
         try:
-            message = json.loads(raw.strip().splitlines()[-1])["error"]
-        except (ValueError, IndexError, KeyError, TypeError):
-            message = f"the query process failed (status {status}): {raw.strip()[-2000:]}"
+            report = json.loads(raw.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            report = {}
+        if status == 0:
+            self.peak_memory_kb = report.get("peak_memory_kb")
+            return
+        message = report.get("error") or f"the query process failed (status {status}): {raw.strip()[-2000:]}"
         raise SourceError(message)
 
     def stop(self) -> None:
@@ -130,11 +131,20 @@ def main() -> None:
     try:
         _serve(json.loads(sys.stdin.buffer.read()), sys.stdout.buffer)
         sys.stdout.buffer.flush()
+        sys.stderr.write(json.dumps({"peak_memory_kb": _peak_memory_kb()}) + "\n")
     except SourceError as error:
         sys.stderr.write(json.dumps({"error": str(error)}) + "\n")
         sys.exit(_FAILED)
     except BrokenPipeError:
         sys.exit(_FAILED)  # the parent stopped reading: nothing to say
+
+
+def _peak_memory_kb() -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
 
 
 if __name__ == "__main__":
