@@ -25,11 +25,19 @@ setup(
         "tenacity>=9.1",
     ],
     extras_require={
+        # The fast path (`driver: mysqlclient`): a C driver; it compiles against libmariadb-dev
+        # (or libmysqlclient-dev) and pkg-config.
+        "fast": ["mysqlclient>=2.2"],
+        # The peers measured by bench/run_benchmarks.py.
+        "bench": ["customerio-cdp-analytics>=1.1", "dlt[sql_database]>=1.31"],
         "dev": [
+            "mysqlclient>=2.2",  # the tests compare both drivers
             "pytest>=8",
             "pytest-timeout>=2.3",
             "jsonschema>=4.22",
             "rfc3339-validator>=0.1.4",  # lets jsonschema check `format: date-time`
+            # Drives the system's Chromium (never downloads a browser) for the UI test.
+            "playwright>=1.40",
             "ruff>=0.6",
         ],
     },

@@ -218,7 +218,14 @@ def test_reverse_etl_validate_accepts_the_demo_and_prints_warnings(tmp_path):
     assert "demo_identify_users" in ok.stdout
     no_cursor = write(tmp_path, VALID.replace("FROM_UNIXTIME({{last_sync_time}})", "'2020-01-01'"))
     warned = cli(
-        sys.executable, "-m", "reverse_etl_assets.cli", "validate", "--offline", "--config", str(no_cursor), cwd=tmp_path
+        sys.executable,
+        "-m",
+        "reverse_etl_assets.cli",
+        "validate",
+        "--offline",
+        "--config",
+        str(no_cursor),
+        cwd=tmp_path,
     )
     assert warned.returncode == 0
     assert "warning: reverse_etl.yaml, line 24: sync 'identify_users', field 'query'" in warned.stderr

@@ -14,7 +14,7 @@ import pytest
 from reverse_etl_assets.config.loading import load_config
 from reverse_etl_assets.delivery.destinations import open_destination
 from reverse_etl_assets.sync_run import SyncRunFailed, SyncRunResult, run_sync
-from reverse_etl_tests.conftest import ScratchDatabase, sync_entry, write_config
+from reverse_etl_tests.conftest import ScratchDatabase, customerio_destination, sync_entry, write_config
 from reverse_etl_tests.fake_customerio import FakeCustomerIo
 
 QUERY = "SELECT id AS userId, email FROM people WHERE id > {{last_sync_time}} ORDER BY id"
@@ -149,3 +149,36 @@ def test_outbox_keeps_the_order_of_the_rows(tmp_path, people):
     assert result.stats.calls_sent == 600 and time.monotonic() - started < 30
     lines = (tmp_path / "out" / "people.jsonl").read_text().splitlines()
     assert [line.split('"userId":"')[1].split('"')[0] for line in lines] == [str(i) for i in range(1, 601)]
+
+
+def test_a_long_run_logs_its_progress(tmp_path, people, customerio, monkeypatch, caplog):
+    import logging
+
+    import reverse_etl_assets.sync_run as sync_run
+
+    monkeypatch.setattr(sync_run, "PROGRESS_INTERVAL_SECONDS", 0.2)
+    customerio.latency_seconds = 0.1
+    config = load_config(
+        write_config(
+            tmp_path / "reverse_etl.yaml",
+            {
+                "databases": {"app_db": people.config()},
+                "destinations": {
+                    "dest": customerio_destination(customerio, max_request_bytes=3_000, max_in_flight=1)
+                },
+                "syncs": [sync_entry("people", QUERY, ["dest"])],
+            },
+        )
+    )  # fmt: skip
+    log = logging.getLogger("test-progress")
+    with caplog.at_level(logging.INFO, logger="test-progress"):
+        with closing(
+            open_destination("dest", config.project.destinations["dest"], "people", tmp_path)
+        ) as sender:
+            run_sync(config, "people", "dest", 0, sender, log=log)
+    progress = [r.getMessage() for r in caplog.records if "rows/s" in r.getMessage()]
+    assert len(progress) >= 3
+    assert (
+        progress[-1].startswith("people → dest: 600 rows read, ")
+        and " calls sent, 0 rejected, " in progress[-1]
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
@@ -137,6 +137,11 @@ class HttpDelivery(StrictModel):
     retry_budget_seconds: float = Field(default=300, ge=0)
 
     _check_base_url = field_validator("base_url")(_check_url)
+    REGION_URLS: ClassVar[dict[str, str]] = {}
+
+    def resolved_base_url(self) -> str:
+        region = getattr(self, "region", "")
+        return self.base_url or self.REGION_URLS[region]
 
 
 class CustomerIoDestination(HttpDelivery):
@@ -147,11 +152,10 @@ class CustomerIoDestination(HttpDelivery):
     api_key_env: str
 
     _check_api_key_env = field_validator("api_key_env")(_check_env_var_name)
-
-    def resolved_base_url(self) -> str:
-        if self.base_url:
-            return self.base_url
-        return {"us": "https://cdp.customer.io/v1", "eu": "https://cdp-eu.customer.io/v1"}[self.region]
+    REGION_URLS: ClassVar[dict[str, str]] = {
+        "us": "https://cdp.customer.io/v1",
+        "eu": "https://cdp-eu.customer.io/v1",
+    }
 
 
 class SegmentDestination(HttpDelivery):
@@ -163,11 +167,10 @@ class SegmentDestination(HttpDelivery):
     max_calls_per_request: int | None = Field(default=2500, ge=1)  # Segment's batch limit
 
     _check_write_key_env = field_validator("write_key_env")(_check_env_var_name)
-
-    def resolved_base_url(self) -> str:
-        if self.base_url:
-            return self.base_url
-        return {"us": "https://api.segment.io/v1", "eu": "https://events.eu1.segmentapis.com/v1"}[self.region]
+    REGION_URLS: ClassVar[dict[str, str]] = {
+        "us": "https://api.segment.io/v1",
+        "eu": "https://events.eu1.segmentapis.com/v1",
+    }
 
 
 class HttpEndpointDestination(HttpDelivery):
@@ -190,9 +193,6 @@ class HttpEndpointDestination(HttpDelivery):
             raise ValueError("use basic_key_env or header_name/header_value_env, not both")
         return self
 
-    def resolved_base_url(self) -> str:
-        return self.base_url
-
 
 class OutboxDestination(StrictModel):
     """Appends the calls it would send to JSONL files: for dry runs and the demo."""
@@ -214,6 +214,9 @@ class SyncConfig(StrictModel):
 
     name: str
     description: str = ""
+    # Shown in the Dagster UI: the asset's group, and who owns it (emails, or team:name).
+    group: str = "reverse_etl"
+    owners: list[str] = Field(default_factory=list)
     type: CallType
     database: str
     destinations: list[str] = Field(min_length=1)
@@ -248,6 +251,23 @@ class SyncConfig(StrictModel):
         # Refused here, before anything reaches the database; the read-only transaction is the
         # second line of defence.
         check_read_only(value)
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r}: a group name may hold only letters, digits and underscores")
+        return value
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        for owner in value:
+            if not (
+                re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", owner) or re.match(r"^team:[A-Za-z0-9_.-]+$", owner)
+            ):
+                raise ValueError(f"{owner!r}: an owner is an email address or team:name")
         return value
 
     @field_validator("destinations")

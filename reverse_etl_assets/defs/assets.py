@@ -21,8 +21,6 @@ from reverse_etl_assets.defs.runs import worker_tag
 from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.sync_run import SyncRunFailed, run_sync
 
-GROUP_NAME = "reverse_etl"
-
 
 def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinition:
     project = config.project
@@ -35,7 +33,8 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
     @dg.asset(
         name=sync.name,
         description=description,
-        group_name=GROUP_NAME,
+        group_name=sync.group,
+        owners=sync.owners,
         partitions_def=dg.StaticPartitionsDefinition(list(sync.destinations)),
         # Dagster shows at most three kinds: the database, then the destinations.
         kinds={database.kind, *destination_kinds[:2]},
@@ -47,7 +46,8 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
             "call_type": sync.type,
             "database": sync.database,
             "destinations": ", ".join(sync.destinations),
-            "frequency": sync.frequency,
+            "frequency": sync.frequency or "after upstream assets only",
+            "after_assets": ", ".join(sync.after_assets) or "none",
             "query": dg.MetadataValue.md(f"```sql\n{sync.query.strip()}\n```"),
             "config_file": dg.MetadataValue.path(str(config.path)),
         },

@@ -85,9 +85,7 @@ def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> str:
     metadata = arrow_field.metadata or {}
     database_type = metadata.get(DATABASE_TYPE, b"").decode()
     if declared is not None:
-        return {"string": "string", "json": "json", "boolean": "boolean", "base64": "base64", "hex": "hex"}[
-            declared
-        ]
+        return declared  # json, boolean, string, base64 or hex
     if metadata.get(JSON_COLUMN):
         return "json"
     if database_type in ("tinyint(1)", "bit(1)"):
@@ -96,27 +94,21 @@ def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> str:
         return "bit"
     if database_type == "set":
         return "set"
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return "base64"
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return "text"
-    if pa.types.is_timestamp(kind):
-        return "timestamp"
-    if pa.types.is_date(kind):
-        return "date"
-    if pa.types.is_duration(kind):
-        return "time"
-    if pa.types.is_decimal(kind):
-        return "decimal"
-    if pa.types.is_floating(kind):
-        return "float"
-    if pa.types.is_integer(kind):
-        return "integer"
-    if pa.types.is_boolean(kind):
-        return "bool"
-    if pa.types.is_null(kind):
-        return "null"
-    return "other"
+    return next((name for test, name in _KINDS if test(kind)), "other")
+
+
+_KINDS: list[tuple[Callable[[pa.DataType], bool], str]] = [
+    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), "base64"),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text"),
+    (pa.types.is_timestamp, "timestamp"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_duration, "time"),
+    (pa.types.is_decimal, "decimal"),
+    (pa.types.is_floating, "float"),
+    (pa.types.is_integer, "integer"),
+    (pa.types.is_boolean, "bool"),
+    (pa.types.is_null, "null"),
+]
 
 
 def json_quote(text: pa.Array) -> pa.Array:
@@ -163,9 +155,9 @@ def _as_text(array: pa.Array, kind: str) -> tuple[pa.Array | None, dict[int, str
         return mysql_times(array), {}
     if kind in ("base64", "hex", "bit"):
         encode: Callable[[bytes], str] = {
-            "base64": lambda b: base64.b64encode(b).decode("ascii"),
-            "hex": bytes.hex,
-            "bit": lambda b: str(int.from_bytes(b, "big")),
+            "base64": lambda b: base64.b64encode(_bytes(b)).decode("ascii"),
+            "hex": lambda b: _bytes(b).hex(),
+            "bit": lambda b: str(int.from_bytes(_bytes(b), "big")),
         }[kind]
         return _per_value(array, encode, pa.string()), {}
     if kind == "string":  # column_types: string, from any type
@@ -335,6 +327,11 @@ def _drop(values: pa.Array, errors: dict[int, str]) -> pa.Array:
 
 def _valid_rows(array: pa.Array) -> list[int]:
     return pc.indices_nonzero(pc.is_valid(array)).to_pylist()
+
+
+def _bytes(value: bytes | str) -> bytes:
+    """Text declared base64/hex is encoded from its UTF-8 bytes."""
+    return value.encode() if isinstance(value, str) else value
 
 
 def _per_value(array: pa.Array, convert: Callable[[Any], str], type_: pa.DataType) -> pa.Array:
