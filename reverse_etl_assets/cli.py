@@ -207,7 +207,9 @@ def dev(dagster_args: tuple[str, ...]) -> None:
         if Path("workspace.yaml").exists()
         else ["-m", "reverse_etl_assets.definitions"]
     )
-    dagster = shutil.which("dagster") or "dagster"
+    # The `dagster` of this environment, even when its bin folder is not on PATH.
+    beside = Path(sys.executable).with_name("dagster")
+    dagster = str(beside) if beside.exists() else shutil.which("dagster") or "dagster"
     click.echo(f"DAGSTER_HOME={home}", err=True)
     os.execv(dagster, [dagster, "dev", *target, *dagster_args])
 

@@ -78,6 +78,8 @@ def test_the_asset_page_shows_the_sync_its_metadata_and_its_checks(demo):
                 shot="asset-checks.png",
             )
             assert "rejected_rows" in checks
+            # The project's dagster.yaml keeps Dagster's newsletter pop-up off the pages.
+            assert "Join the Dagster community" not in overview + events + checks
         finally:
             browser.close()
     assert (ARTIFACTS / "asset-events.png").stat().st_size > 10_000

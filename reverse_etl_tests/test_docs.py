@@ -125,7 +125,8 @@ def test_fragments_load(block, tmp_path):
     else:
         data[f"{kind}s"]["example"] = entry
     config = load_config(write_config(tmp_path / "reverse_etl.yaml", data))
-    assert config.warnings == [], (block.where, config.warnings)
+    warnings = [w for w in config.warnings if kind == "sync" or "no syncs are declared" not in w]
+    assert warnings == [], (block.where, warnings)
 
 
 @pytest.mark.parametrize("block", SYNC_FRAGMENTS, ids=ids(SYNC_FRAGMENTS))
