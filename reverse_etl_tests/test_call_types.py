@@ -392,3 +392,22 @@ def test_customerio_identifies_by_email_when_there_is_no_id(tmp_path, mysql_db, 
     [call] = customerio.accepted
     assert call["userId"] == "" and call["traits"] == {"email": "a@example.com"}
     assert_valid([call])
+
+
+def test_whole_objects_from_json_columns(tmp_path, mysql_db, customerio):
+    mysql_db.execute("CREATE TABLE people (id INT PRIMARY KEY, profile JSON, extra JSON)")
+    mysql_db.execute(
+        """INSERT INTO people VALUES (1, '{"plan": "pro", "tags": ["a", "b"]}', '{"ip": "203.0.113.9"}'),
+                                     (2, '[1, 2]', '{"library": "mine"}')"""
+    )
+    result = sync(
+        tmp_path, mysql_db, customerio, "identify",
+        # Both are traced to MariaDB JSON columns; `context` is merged with ours (context.library).
+        "SELECT id AS userId, profile AS traits, extra AS context FROM people ORDER BY id",
+    )  # fmt: skip
+    [call] = customerio.accepted
+    assert call["traits"] == {"plan": "pro", "tags": ["a", "b"]}
+    assert call["context"]["ip"] == "203.0.113.9" and call["context"]["library"]["name"] == "reverse-etl"
+    reasons = {(r.row_number, r.field, r.reason) for r in result.rejected_sample}
+    assert reasons == {(2, "traits", "traits must be a JSON object")}
+    assert_valid([call])

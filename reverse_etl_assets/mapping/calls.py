@@ -174,13 +174,11 @@ class CallMapper:
         self._context = self._root.child("context")  # always there: it carries context.library
         self._leaves = []
         for placement in placements:
-            role = (
-                "id"
-                if placement.is_id or placement.path in TEXT_FIELDS
-                else "boolean"
-                if placement.is_boolean
-                else "value"
-            )
+            role = "value"
+            if placement.is_id or placement.path in TEXT_FIELDS:
+                role = "id"
+            elif placement.is_boolean:
+                role = "boolean"
             leaf = _Leaf(
                 placement,
                 schema.get_field_index(placement.column),
@@ -200,7 +198,7 @@ class CallMapper:
         placement = leaf.placement
         declared = self.options.column_types.get(placement.column)
         rendered = render_column(
-            batch.column(leaf.index), batch.schema.field(leaf.index), declared, leaf.role
+            batch.column(leaf.index), batch.schema.field(leaf.index), declared, leaf.role, leaf.whole_object
         )
         if leaf.whole_object:
             _check_objects(rendered, placement.path[0])
