@@ -4,6 +4,8 @@ HTTP server, a real Dagster instance, and a helper that writes a configuration f
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,3 +152,26 @@ def run_metadata(result: dg.ExecuteInProcessResult, sync_name: str) -> dict[str,
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
     errors = [event.step_failure_data.error for event in result.get_step_failure_events()]
     return "; ".join(error.message for error in errors if error)
+
+
+def cli_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a `reverse-etl` subprocess, without the instance and file
+    chosen for this process, plus `env`."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REVERSE_ETL_CONFIG")}
+    environment.update(env or {})
+    return environment
+
+
+def reverse_etl(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`reverse-etl ARGS...` in `cwd`, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "reverse_etl_assets.cli", *args],
+        cwd=cwd,
+        env=cli_environment(env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

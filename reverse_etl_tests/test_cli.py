@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
-from reverse_etl_tests.conftest import ScratchDatabase, customerio_destination, sync_entry, write_config
+from reverse_etl_tests.conftest import (
+    ScratchDatabase,
+    customerio_destination,
+    reverse_etl,
+    sync_entry,
+    write_config,
+)
 from reverse_etl_tests.fake_customerio import FakeCustomerIo
 
 QUERY = "SELECT id AS userId, email FROM people WHERE updated_at >= FROM_UNIXTIME({{last_sync_time}})"
-
-
-def reverse_etl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REVERSE_ETL_CONFIG")}
-    return subprocess.run(
-        [sys.executable, "-m", "reverse_etl_assets.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def project(tmp_path: Path, db: ScratchDatabase, server: FakeCustomerIo) -> Path:

@@ -18,10 +18,7 @@ What each fenced block's language means here:
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
@@ -42,6 +39,7 @@ from reverse_etl_tests.conftest import (
     ScratchDatabase,
     admin_connection,
     customerio_destination,
+    reverse_etl,
     write_config,
 )
 from reverse_etl_tests.fake_customerio import FakeCustomerIo
@@ -195,16 +193,6 @@ def commands(documents: list[Path]) -> list[tuple[str, str]]:
     return found
 
 
-def run_command(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    arguments = command.split()[1:]
-    environment = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REVERSE_ETL_CONFIG")}
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "reverse_etl_assets.cli", *arguments],
-        cwd=cwd, env=environment, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-
-
 def test_readme_commands_run_on_its_example_configuration(tmp_path, example_db, customerio: FakeCustomerIo):
     [example] = [block for block in CONFIG_BLOCKS if block.path.name == "README.md"]
     data = yaml.safe_load(example.body)
@@ -214,7 +202,7 @@ def test_readme_commands_run_on_its_example_configuration(tmp_path, example_db, 
     found = commands([PROJECT / "README.md"])
     assert len(found) >= 4
     for where, command in found:
-        done = run_command(command, tmp_path, {API_KEY_ENV: customerio.api_key})
+        done = reverse_etl(*command.split()[1:], cwd=tmp_path, env={API_KEY_ENV: customerio.api_key})
         assert done.returncode == 0, (where, command, done.stdout, done.stderr)
     assert len(customerio.accepted) == 2  # `reverse-etl run identify_users` sent both example users
 
@@ -223,7 +211,7 @@ def test_docs_commands_run_on_the_demo(tmp_path):
     found = commands([path for path in DOCUMENTS if path.name != "README.md"])
     assert len(found) >= 3
     for where, command in found:
-        done = run_command(command, tmp_path, {})
+        done = reverse_etl(*command.split()[1:], cwd=tmp_path)
         assert done.returncode == 0, (where, command, done.stdout, done.stderr)
 
 

@@ -4,7 +4,6 @@ right afterwards."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,18 +12,17 @@ import time
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
-from reverse_etl_tests.conftest import customerio_destination, sync_entry, write_config
+from reverse_etl_tests.conftest import cli_environment, customerio_destination, sync_entry, write_config
 
 ROWS = 20_000
 QUERY = "SELECT id AS userId, email, plan FROM people WHERE updated_at >= FROM_UNIXTIME({{last_sync_time}})"
 
 
 def reverse_etl_run(cwd) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REVERSE_ETL_CONFIG")}
     return subprocess.Popen(
         [sys.executable, "-m", "reverse_etl_assets.cli", "run", "people"],
         cwd=cwd,
-        env=env,
+        env=cli_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

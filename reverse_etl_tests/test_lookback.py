@@ -41,7 +41,7 @@ def people(mysql_db: ScratchDatabase) -> ScratchDatabase:
     return mysql_db
 
 
-def config(tmp_path: Path, db: ScratchDatabase, server: FakeCustomerIo) -> Path:
+def config(tmp_path: Path, db: ScratchDatabase, server: FakeCustomerIo, lookback: int) -> Path:
     return write_config(
         tmp_path / "reverse_etl.yaml",
         {
@@ -49,21 +49,18 @@ def config(tmp_path: Path, db: ScratchDatabase, server: FakeCustomerIo) -> Path:
             "destinations": {"cio": customerio_destination(server)},
             "syncs": [
                 sync_entry("no_lookback", QUERY, ["cio"]),
-                sync_entry("with_lookback", QUERY, ["cio"], lookback_seconds=5),
+                sync_entry("with_lookback", QUERY, ["cio"], lookback_seconds=lookback),
             ],
         },
     )
-
-
-def sent(server: FakeCustomerIo, sync_marker: set[str]) -> list[dict]:
-    return [call for call in server.accepted if call["messageId"] in sync_marker]
 
 
 def test_a_late_commit_is_missed_without_lookback_and_delivered_once_with_it(
     tmp_path, people, customerio, instance, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    path = config(tmp_path, people, customerio)
+    # Generous, so that a slow machine cannot push the changed rows out of the window mid-test.
+    path = config(tmp_path, people, customerio, lookback=60)
 
     def run(sync: str) -> dict:
         before = len(customerio.accepted)
@@ -93,13 +90,14 @@ def test_a_late_commit_is_missed_without_lookback_and_delivered_once_with_it(
     assert missed["rows_read"] == 0
     # With a lookback it is read again and sent; row 2, re-read but unchanged, is not sent twice.
     caught = run("with_lookback")
-    assert caught["query_since"] == caught["previous_last_sync_time"] - 5
+    assert caught["query_since"] == caught["previous_last_sync_time"] - 60
     assert [(c["userId"], c["traits"]["plan"]) for c in caught["calls"]] == [("1", "late")]
     assert caught["rows_read"] == 2 and caught["calls_skipped_already_delivered"] == 1
 
     # And the next run re-reads both, sends neither.
     again = run("with_lookback")
-    assert again["calls_sent"] == 0 and again["calls_skipped_already_delivered"] >= 1
+    assert again["rows_read"] == 2 and again["calls_sent"] == 0
+    assert again["calls_skipped_already_delivered"] == 2
 
 
 def test_concurrent_writers_every_change_delivered_and_none_twice(
@@ -108,7 +106,7 @@ def test_concurrent_writers_every_change_delivered_and_none_twice(
     """Writers keep transactions open for up to 2.5 s while syncs run back to back; with a 5 s
     lookback every row's final state arrives and no (row, version) arrives twice."""
     monkeypatch.chdir(tmp_path)
-    path = config(tmp_path, people, customerio)
+    path = config(tmp_path, people, customerio, lookback=5)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -150,7 +148,7 @@ def test_concurrent_writers_every_change_delivered_and_none_twice(
     assert materialize_sync(path, "with_lookback", "cio", instance).success
 
     final = {str(row_id): version for row_id, version in people.query("SELECT id, version FROM people")}
-    assert sum(final.values()) >= 10 and runs >= 8  # the writers and the syncs really interleaved
+    assert sum(final.values()) >= 10 and runs >= 5  # the writers and the syncs really interleaved
     last_delivered: dict[str, int] = {}
     for call in customerio.accepted:
         last_delivered[call["userId"]] = call["traits"]["version"]

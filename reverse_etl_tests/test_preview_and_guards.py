@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from reverse_etl_assets.source.guards import large_runs_finding, write_grants
 from reverse_etl_tests.conftest import (
     ScratchDatabase,
     customerio_destination,
+    reverse_etl,
     sync_entry,
     write_config,
 )
@@ -68,14 +67,6 @@ def project(
             "syncs": [sync_entry("people", query, ["cio", "backup"], send_nulls=False)],
         },
     )
-
-
-def reverse_etl(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REVERSE_ETL_CONFIG")}
-    return subprocess.run(
-        [sys.executable, "-m", "reverse_etl_assets.cli", *args],
-        cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
 
 
 def instance_at(cwd: Path) -> dg.DagsterInstance:

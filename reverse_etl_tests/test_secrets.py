@@ -5,25 +5,23 @@ and every captured output and every file of the instance is searched for them.""
 from __future__ import annotations
 
 import base64
-import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
-from reverse_etl_tests.conftest import ScratchDatabase, customerio_destination, sync_entry, write_config
+from reverse_etl_tests.conftest import (
+    ScratchDatabase,
+    customerio_destination,
+    reverse_etl,
+    sync_entry,
+    write_config,
+)
 from reverse_etl_tests.fake_customerio import FakeCustomerIo
 
 QUERY = "SELECT id AS userId, email FROM people WHERE updated_at >= FROM_UNIXTIME({{last_sync_time}})"
 
 
-def reverse_etl(*args: str, cwd: Path, env: dict[str, str]) -> str:
-    environment = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REVERSE_ETL_CONFIG")}
-    environment.update(env)
-    done = subprocess.run(
-        [sys.executable, "-m", "reverse_etl_assets.cli", *args],
-        cwd=cwd, env=environment, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def run(*args: str, cwd: Path, env: dict[str, str]) -> str:
+    done = reverse_etl(*args, cwd=cwd, env=env)
     return done.stdout + done.stderr
 
 
@@ -72,24 +70,24 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, mysql_db: ScratchDatabase):
             },
         )
         good = {"APP_DB_PASSWORD": db_password, "CIO_API_KEY": api_key}
-        outputs.append(reverse_etl("validate", cwd=tmp_path, env=good))
-        outputs.append(reverse_etl("preview", "people", cwd=tmp_path, env=good))
-        outputs.append(reverse_etl("run", "people", cwd=tmp_path, env=good))
-        outputs.append(reverse_etl("run", "strict", cwd=tmp_path, env=good))
+        outputs.append(run("validate", cwd=tmp_path, env=good))
+        outputs.append(run("preview", "people", cwd=tmp_path, env=good))
+        outputs.append(run("run", "people", cwd=tmp_path, env=good))
+        outputs.append(run("run", "strict", cwd=tmp_path, env=good))
         assert "OK people → cio" in outputs[-2] and len(server.accepted) == 3
         # Failing runs: a key the destination refuses, a password the database refuses.
         server.api_key = "something-else"
         outputs.append(
-            reverse_etl("cursor", "reset", "people", "--destination", "cio", "--yes", cwd=tmp_path, env=good)
+            run("cursor", "reset", "people", "--destination", "cio", "--yes", cwd=tmp_path, env=good)
         )
-        outputs.append(reverse_etl("run", "people", "--destination", "cio", cwd=tmp_path, env=good))
+        outputs.append(run("run", "people", "--destination", "cio", cwd=tmp_path, env=good))
         assert "FAILED people → cio" in outputs[-1] and "401" in outputs[-1]
         bad_db = {"APP_DB_PASSWORD": wrong_password, "CIO_API_KEY": api_key}
-        outputs.append(reverse_etl("run", "people", cwd=tmp_path, env=bad_db))
+        outputs.append(run("run", "people", cwd=tmp_path, env=bad_db))
         assert "Access denied" in outputs[-1]
-        outputs.append(reverse_etl("preview", "people", cwd=tmp_path, env=bad_db))
-        outputs.append(reverse_etl("validate", cwd=tmp_path, env=bad_db))
-        outputs.append(reverse_etl("cursor", "show", "people", cwd=tmp_path, env=good))
+        outputs.append(run("preview", "people", cwd=tmp_path, env=bad_db))
+        outputs.append(run("validate", cwd=tmp_path, env=bad_db))
+        outputs.append(run("cursor", "show", "people", cwd=tmp_path, env=good))
     finally:
         server.stop()
 
