@@ -4,6 +4,8 @@ Segment-compatible destinations (segment, http)."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -14,7 +16,14 @@ import pytest
 from reverse_etl_assets.config.loading import load_config
 from reverse_etl_assets.delivery.destinations import open_destination
 from reverse_etl_assets.sync_run import SyncRunFailed, SyncRunResult, run_sync
-from reverse_etl_tests.conftest import ScratchDatabase, customerio_destination, sync_entry, write_config
+from reverse_etl_tests.conftest import (
+    ScratchDatabase,
+    cli_environment,
+    customerio_destination,
+    reverse_etl,
+    sync_entry,
+    write_config,
+)
 from reverse_etl_tests.fake_customerio import FakeCustomerIo
 
 QUERY = "SELECT id AS userId, email FROM people WHERE id > {{last_sync_time}} ORDER BY id"
@@ -84,6 +93,42 @@ def test_the_rate_limit_paces_requests(tmp_path, people, customerio):
     for i in range(10, len(times)):
         assert times[i] - times[i - 10] >= 0.9
     assert result.stats.delivery.throttled_seconds >= 1.5
+
+
+def test_runs_of_two_syncs_at_once_share_the_destination_rate_limit(tmp_path, people, customerio):
+    """Two syncs to one destination, each run in its own `reverse-etl run` process at the same time:
+    together they keep to the destination's limit, which counts requests from both."""
+    limited = customerio_destination(
+        customerio, max_request_bytes=3_000, rate_limit={"requests": 10, "per_seconds": 1}
+    )
+    write_config(
+        tmp_path / "reverse_etl.yaml",
+        {
+            "databases": {"app_db": people.config()},
+            "destinations": {"cio": limited},
+            "syncs": [sync_entry("people", QUERY, ["cio"]), sync_entry("people_again", QUERY, ["cio"])],
+        },
+    )
+    # The instance's storage exists before the two runs start (as in production).
+    assert reverse_etl("cursor", "show", "people", cwd=tmp_path).returncode == 0
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "reverse_etl_assets.cli", "run", sync],
+            cwd=tmp_path,
+            env=cli_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for sync in ("people", "people_again")
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert len(customerio.accepted) == 1200
+    times = sorted(r.received_at for r in customerio.requests)
+    assert len(times) >= 60
+    for i in range(10, len(times)):
+        assert times[i] - times[i - 10] >= 0.9
 
 
 def test_segment_write_key_and_batch_limit(tmp_path, people, monkeypatch):

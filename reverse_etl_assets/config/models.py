@@ -228,7 +228,7 @@ class SyncConfig(StrictModel):
     query: str = Field(min_length=1)
     batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     send_nulls: bool = False
-    # Re-read this many seconds before last_sync_time, for rows committed late (see docs/how-it-works.md).
+    # Re-read this many seconds before last_sync_time, for rows committed late (see docs/cursor.md).
     lookback_seconds: int = Field(default=0, ge=0, le=7 * 86_400)
     max_rejected_share: float = Field(default=0.05, ge=0, le=1)
     # Warn when more than one run a day reads more rows than this.

@@ -63,7 +63,11 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
         )
         try:
             sender = delivery.open(
-                destination_name, project.destinations[destination_name], sync.name, context.log
+                destination_name,
+                project.destinations[destination_name],
+                sync.name,
+                context.instance.root_directory,
+                context.log,
             )
         except DeliveryError as error:
             raise dg.Failure(description=str(error)) from None

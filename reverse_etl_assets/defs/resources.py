@@ -30,13 +30,31 @@ class DeliveryResource(dg.ConfigurableResource):
     )
 
     def open(
-        self, destination_name: str, config: Destination, sync_name: str, log: logging.Logger | None = None
+        self,
+        destination_name: str,
+        config: Destination,
+        sync_name: str,
+        instance_root: str | None,
+        log: logging.Logger | None = None,
     ) -> Sender:
-        return open_destination(destination_name, config, sync_name, Path(self.outbox_dir).resolve(), log)
+        """The rate limit is shared by the runs of this instance on this machine."""
+        return open_destination(
+            destination_name,
+            config,
+            sync_name,
+            Path(self.outbox_dir).resolve(),
+            log,
+            rate_limit_dir=_state_dir(instance_root) / "rate_limits",
+        )
 
     def open_ledger(self, instance_root: str | None) -> DeliveryLedger:
         if self.ledger_url:
             return DeliveryLedger(self.ledger_url)
-        folder = Path(instance_root or ".dagster") / "reverse_etl"
+        folder = _state_dir(instance_root)
         folder.mkdir(parents=True, exist_ok=True)
-        return DeliveryLedger(f"sqlite:///{folder.resolve() / 'delivery_ledger.sqlite'}")
+        return DeliveryLedger(f"sqlite:///{folder / 'delivery_ledger.sqlite'}")
+
+
+def _state_dir(instance_root: str | None) -> Path:
+    """Where reverse ETL keeps its own state, inside the Dagster instance's folder."""
+    return (Path(instance_root or ".dagster") / "reverse_etl").resolve()

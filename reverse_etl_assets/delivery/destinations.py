@@ -17,25 +17,39 @@ from reverse_etl_assets.config.models import (
 from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.delivery.http_api import HttpSettings, HttpTransport
 from reverse_etl_assets.delivery.outbox import OutboxTransport
+from reverse_etl_assets.delivery.rate_limit import shared_window_file
 from reverse_etl_assets.delivery.sender import Sender, SenderSettings
 
 
 def open_destination(
-    name: str, config: Destination, sync_name: str, outbox_dir: Path, log: logging.Logger | None = None
+    name: str,
+    config: Destination,
+    sync_name: str,
+    outbox_dir: Path,
+    log: logging.Logger | None = None,
+    rate_limit_dir: Path | None = None,
 ) -> Sender:
-    """`outbox_dir` is where an outbox without its own `path` writes."""
+    """`outbox_dir` is where an outbox without its own `path` writes. With `rate_limit_dir`, every
+    process on this machine that opens the destination with it shares one rate limit."""
     if isinstance(config, OutboxDestination):
         folder = config.path if config.path is not None else outbox_dir / name
         path = folder / f"{sync_name}.jsonl"
         # One writer keeps the file in the order of the query's rows.
         return Sender(OutboxTransport(path), SenderSettings(name, str(path), max_in_flight=1), log)
     transport = HttpTransport(_http_settings(name, config))
+    limit = config.rate_limit
+    shared_window = (
+        shared_window_file(rate_limit_dir, name, limit.requests, limit.per_seconds)
+        if rate_limit_dir
+        else None
+    )
     settings = SenderSettings(
         destination_name=name,
         url=transport.url,
         max_in_flight=config.max_in_flight,
-        rate_limit_requests=config.rate_limit.requests,
-        rate_limit_seconds=config.rate_limit.per_seconds,
+        rate_limit_requests=limit.requests,
+        rate_limit_seconds=limit.per_seconds,
+        rate_limit_file=shared_window,
         retry_budget_seconds=config.retry_budget_seconds,
     )
     return Sender(transport, settings, log)

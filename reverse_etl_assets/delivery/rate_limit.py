@@ -1,38 +1,90 @@
-"""A client-side rate limit per destination, shared by the threads that send to it."""
+"""A client-side rate limit per destination, shared by the threads that send to it and, through a
+file, by every process on this machine that sends to it (runs of different syncs at once)."""
 
 from __future__ import annotations
 
+import fcntl
+import mmap
+import os
+import struct
 import threading
 import time
-from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# The window is a ring of the last `requests` send times (Unix time), after a header: the slot of
+# the oldest send, and the time until which a `Retry-After` pauses everyone.
+_HEADER = struct.Struct("<qd")
+_SLOT = struct.Struct("<d")
+
+
+def shared_window_file(folder: Path, destination: str, requests: int, per_seconds: float) -> Path:
+    """The limit is in the name, so runs configured with another limit never share a window."""
+    return folder / f"{destination}.{requests}-per-{per_seconds:g}s.window"
 
 
 class RateLimiter:
     """At most `requests` in any window of `per_seconds` (a sliding window, as the destination
-    counts), plus a pause every thread honours when the destination asks for one (`Retry-After`)."""
+    counts), plus a pause every sender honours when the destination asks for one (`Retry-After`).
 
-    def __init__(self, requests: int, per_seconds: float) -> None:
+    With `shared_file`, the window lives in that file (memory-mapped, locked with `flock`), so
+    concurrent runs on one machine share the limit; without, it lives in this process."""
+
+    def __init__(self, requests: int, per_seconds: float, shared_file: Path | None = None) -> None:
         self.requests = requests
         self.per_seconds = per_seconds
-        self._sent: deque[float] = deque(maxlen=requests)  # when the last `requests` went out
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # flock does not separate the threads of one process
+        self._fd: int | None = None
+        size = _HEADER.size + _SLOT.size * requests
+        if shared_file is None:
+            self._window = mmap.mmap(-1, size)
+            return
+        shared_file.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(shared_file, os.O_RDWR | os.O_CREAT, 0o600)
+        with self._file_lock():
+            if os.fstat(self._fd).st_size != size:  # new (its name fixes the size)
+                os.ftruncate(self._fd, size)
+        self._window = mmap.mmap(self._fd, size)
 
     def acquire(self) -> float:
         """Wait for a slot; return the seconds waited."""
         waited = 0.0
         while True:
-            with self._lock:
-                now = time.monotonic()
-                delay = self._paused_until - now
+            with self._lock, self._file_lock():
+                now = time.time()
+                oldest, paused_until = _HEADER.unpack_from(self._window, 0)
+                delay = paused_until - now
                 if delay <= 0:
-                    if len(self._sent) < self.requests or now - self._sent[0] >= self.per_seconds:
-                        self._sent.append(now)
+                    offset = _HEADER.size + _SLOT.size * oldest
+                    (sent,) = _SLOT.unpack_from(self._window, offset)
+                    delay = sent + self.per_seconds - now
+                    # Free, or stamped before the clock was set back.
+                    if delay <= 0 or sent > now + self.per_seconds:
+                        _SLOT.pack_into(self._window, offset, now)
+                        _HEADER.pack_into(self._window, 0, (oldest + 1) % self.requests, paused_until)
                         return waited
-                    delay = self._sent[0] + self.per_seconds - now
             time.sleep(delay)
             waited += delay
 
     def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        with self._lock, self._file_lock():
+            oldest, paused_until = _HEADER.unpack_from(self._window, 0)
+            _HEADER.pack_into(self._window, 0, oldest, max(paused_until, time.time() + seconds))
+
+    def close(self) -> None:
+        self._window.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        if self._fd is None:
+            yield
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)

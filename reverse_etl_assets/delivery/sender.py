@@ -14,6 +14,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import orjson
@@ -48,6 +49,7 @@ class SenderSettings:
     max_in_flight: int = 8
     rate_limit_requests: int = 3000
     rate_limit_seconds: float = 3.0
+    rate_limit_file: Path | None = None  # shares the limit with other processes on this machine
     retry_budget_seconds: float = 300.0
     initial_backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
@@ -86,7 +88,9 @@ class Sender:
         self.settings = settings
         self.log = log or logging.getLogger(__name__)
         self.stats = DeliveryStats()
-        self._limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_seconds)
+        self._limiter = RateLimiter(
+            settings.rate_limit_requests, settings.rate_limit_seconds, settings.rate_limit_file
+        )
         self._pool = ThreadPoolExecutor(
             settings.max_in_flight, thread_name_prefix=f"send-{settings.destination_name}"
         )
@@ -144,6 +148,7 @@ class Sender:
                 self._failure = DeliveryError("the run stopped")
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.transport.close()
+        self._limiter.close()
 
     # -- one request --------------------------------------------------------------------------
 
