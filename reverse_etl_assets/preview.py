@@ -7,6 +7,7 @@ that would be rejected, and checks the guards. No cursor moves.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,8 @@ def preview_sync(
     with open_read_only_session(sync.database, database) as session:
         preview.total_rows = session.count_rows(preview.rendered_query)
         preview.findings = database_findings(session, sync.query, database)
-        large = large_runs_finding(recent_runs, sync.large_run_rows)
+        # The previewed run counts: would it be one large run too many today?
+        large = large_runs_finding([*recent_runs, (time.time(), preview.total_rows)], sync.large_run_rows)
         preview.findings += [large] if large else []
         # Last: stopping a stream early drops the connection.
         stream = session.stream_batches(preview.rendered_query, max(limit, 1))

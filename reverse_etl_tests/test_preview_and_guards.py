@@ -57,14 +57,23 @@ def reader(people: ScratchDatabase):
 
 
 def project(
-    tmp_path: Path, db: ScratchDatabase, server: FakeCustomerIo, query: str = INCREMENTAL, **database
+    tmp_path: Path,
+    db: ScratchDatabase,
+    server: FakeCustomerIo,
+    query: str = INCREMENTAL,
+    large_run_rows: int = 1_000_000,
+    **database: str,
 ) -> Path:
     return write_config(
         tmp_path / "reverse_etl.yaml",
         {
             "databases": {"app_db": db.config(**database)},
             "destinations": {"cio": customerio_destination(server), "backup": {"kind": "outbox"}},
-            "syncs": [sync_entry("people", query, ["cio", "backup"], send_nulls=False)],
+            "syncs": [
+                sync_entry(
+                    "people", query, ["cio", "backup"], send_nulls=False, large_run_rows=large_run_rows
+                )
+            ],
         },
     )
 
@@ -86,7 +95,8 @@ def test_preview_shows_rows_payloads_rejections_and_the_count_and_sends_nothing(
     assert payloads[0]["traits"] == {"email": "p1@x.io"}
     assert "Rejected rows (1 of the first 4): not sent" in out
     assert "a identify call needs userId or anonymousId" in out
-    assert "Guards:" in out
+    # Root can write: the guard names what it can do.
+    assert "Guards:\n  warning: the database user can do more than read: ALL PRIVILEGES" in out
     # Nothing was sent and no cursor exists.
     assert customerio.requests == [] and not (tmp_path / "outbox").exists()
     with instance_at(tmp_path) as instance:
@@ -170,7 +180,33 @@ def test_large_runs_more_than_once_a_day():
     twice = large_runs_finding(
         [(now - 3600, 2_000_000), (now - 7200, 1_500_000), (now - 90_000, 5_000_000)], 1_000_000, now
     )
-    assert twice is not None and "2 runs in the last 24 hours read more than 1,000,000 rows" in twice.message
+    assert twice is not None and "2 runs within 24 hours read more than 1,000,000 rows" in twice.message
+
+
+def test_large_runs_are_counted_from_the_instance_history(tmp_path, people, customerio):
+    """The second run of the day over `large_run_rows` is flagged by its own check; the preview and
+    `validate` read the same history from the instance."""
+    project(tmp_path, people, customerio, query=BARE, large_run_rows=20)  # every run reads 25 rows
+
+    def guards_of_latest_run() -> str:
+        with instance_at(tmp_path) as instance:
+            [record] = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+                [dg.AssetCheckKey(dg.AssetKey("people"), "query_guards")]
+            ).values()
+            return record.event.dagster_event.event_specific_data.description
+
+    assert reverse_etl("run", "people", "--destination", "backup", cwd=tmp_path).returncode == 0
+    assert "runs within 24 hours" not in guards_of_latest_run()
+    preview = reverse_etl("preview", "people", "--destination", "backup", cwd=tmp_path).stdout
+    assert "2 runs within 24 hours read more than 20 rows each (up to 25)" in preview
+    assert "runs within 24 hours" not in reverse_etl("validate", cwd=tmp_path).stderr
+
+    assert reverse_etl("run", "people", "--destination", "backup", cwd=tmp_path).returncode == 0
+    assert "2 runs within 24 hours read more than 20 rows each" in guards_of_latest_run()
+    assert "2 runs within 24 hours" in reverse_etl("validate", cwd=tmp_path).stderr
+    # Another destination's history is its own.
+    cio = reverse_etl("preview", "people", "--destination", "cio", cwd=tmp_path).stdout
+    assert "runs within 24 hours" not in cio
 
 
 def test_the_query_guards_check_runs_with_each_materialization(tmp_path, people, customerio, monkeypatch):

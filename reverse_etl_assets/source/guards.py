@@ -114,7 +114,7 @@ def large_runs_finding(
         return None
     return Finding(
         "large_runs",
-        f"{len(large)} runs in the last 24 hours read more than {threshold:,} rows each (up to "
+        f"{len(large)} runs within 24 hours read more than {threshold:,} rows each (up to "
         f"{max(large):,}): sync millions of rows at most once a day, or make the query incremental",
     )
 
