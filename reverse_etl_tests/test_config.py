@@ -242,3 +242,20 @@ def test_a_query_that_writes_is_refused_when_the_file_is_loaded(tmp_path):
     )
     assert problem.startswith("reverse_etl.yaml, line 24: sync 'identify_users', field 'query': ")
     assert "not a single read statement" in problem and "line 3" in problem
+
+
+def test_group_owners_and_kinds_reach_the_asset(tmp_path: Path):
+    from reverse_etl_assets.defs.build import build_definitions
+
+    text = VALID.replace(
+        "    enabled: true\n",
+        "    enabled: true\n    group: marketing\n    owners: [growth@example.com, team:growth]\n",
+    ).replace("destinations: [customerio]", "destinations: [customerio, dry_run]")
+    text = text.replace("syncs:\n", "  dry_run: {kind: outbox}\nsyncs:\n")
+    path = tmp_path / "reverse_etl.yaml"
+    path.write_text(text)
+    [asset] = build_definitions(load_config(path)).resolve_assets_def("identify_users").specs
+
+    assert asset.group_name == "marketing"
+    assert list(asset.owners) == ["growth@example.com", "team:growth"]
+    assert set(asset.kinds) == {"mysql", "customerio", "outbox"}  # the database, then the destinations
