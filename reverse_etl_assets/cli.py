@@ -22,6 +22,7 @@ from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.history import recent_runs
 from reverse_etl_assets.defs.instance_home import DEFAULT_DAGSTER_HOME, ensure_dagster_home
+from reverse_etl_assets.defs.resources import delivery_resource
 from reverse_etl_assets.defs.runs import run_in_progress, sync_job_name
 from reverse_etl_assets.preview import database_findings, preview_sync, render_preview
 from reverse_etl_assets.source.connection import open_read_only_session
@@ -127,10 +128,13 @@ def cursor_set(sync_name: str, destination: str, to: str, config_file: Path | No
     sync = _sync(_load(config_file), sync_name)
     _check_destination(sync, destination)
     value = _unix_time(to)
-    store = InstanceCursorStore(_instance())
+    instance = _instance()
+    store = InstanceCursorStore(instance)
     before = store.read(sync_name, destination).last_sync_time
     store.write(sync_name, destination, value, "set", _who())
     click.echo(f"{sync_name} → {destination}: last_sync_time {before} → {value} ({format_unix_time(value)})")
+    if value < before:
+        _forget_deliveries(instance, sync, destination)
 
 
 @cursor.command("reset")
@@ -154,10 +158,24 @@ def cursor_reset(sync_name: str, destination: str, yes: bool, config_file: Path 
     )
     if not yes and not click.confirm(question, default=False):
         raise click.Abort()
-    store = InstanceCursorStore(_instance())
+    instance = _instance()
+    store = InstanceCursorStore(instance)
     before = store.read(sync_name, destination).last_sync_time
     store.write(sync_name, destination, 0, "reset", _who())
     click.echo(f"{sync_name} → {destination}: last_sync_time {before} → 0; the next run sends {rows:,} rows")
+    _forget_deliveries(instance, sync, destination)
+
+
+def _forget_deliveries(instance: dg.DagsterInstance, sync: SyncConfig, destination: str) -> None:
+    """A cursor moved back means "send these rows again": the lookback's ledger must not skip them."""
+    if not sync.lookback_seconds:
+        return
+    ledger = delivery_resource().open_ledger(instance.root_directory)
+    try:
+        forgotten = ledger.forget(sync.name, destination)
+    finally:
+        ledger.close()
+    click.echo(f"forgot {forgotten:,} deliveries recorded for the lookback")
 
 
 @main.command()

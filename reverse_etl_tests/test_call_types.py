@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from reverse_etl_assets.config.loading import load_config
 from reverse_etl_assets.delivery.destinations import open_destination
+from reverse_etl_assets.mapping.calls import CallMapper, MappingOptions
 from reverse_etl_assets.mapping.fields import MappingError, place_columns
 from reverse_etl_assets.sync_run import SyncRunFailed, SyncRunResult, run_sync
 from reverse_etl_tests.conftest import ScratchDatabase, customerio_destination, sync_entry, write_config
@@ -103,7 +106,8 @@ def assert_valid(calls: list[dict[str, Any]]) -> None:
     assert calls
     for call in calls:
         assert schema_errors(call) == [], (call, schema_errors(call))
-        assert call["context"]["library"]["name"] == "reverse-etl"
+        # The installed distribution's own version, not a constant that drifts from it.
+        assert call["context"]["library"] == {"name": "reverse-etl", "version": version("reverse-etl")}
         assert isinstance(call["messageId"], str) and 0 < len(call["messageId"]) <= 100
 
 
@@ -324,7 +328,8 @@ def test_invalid_rows_are_rejected_with_the_field_and_reason(
     assert reason in rejected.reason
     assert result.stats.rows_rejected == 1 and result.stats.calls_sent == 1
     assert len(customerio.accepted) == 1
-    assert customerio.dropped == []  # nothing invalid reached the server
+    # Nothing invalid reached the server: strict mode would have answered 400 to the bad call.
+    assert [request.status for request in customerio.requests] == [200]
     assert result.next_last_sync_time is not None  # rejected rows do not fail the run
 
 
@@ -337,6 +342,31 @@ def test_integration_flags_from_numbers(tmp_path, mysql_db, customerio):
         "SELECT 1 AS userId, 2 AS `integrations.X`, 0 AS `integrations.Y`",
     )
     assert customerio.accepted[0]["integrations"] == {"X": True, "Y": False}
+
+
+def test_message_ids_differ_per_sync_and_destination_and_repeat_for_the_same_row(tmp_path):
+    """delivery.md: the id is a hash of the sync, the destination and the call."""
+    config = load_config(
+        write_config(
+            tmp_path / "reverse_etl.yaml",
+            {
+                "databases": {"app_db": {"kind": "sqlite", "path": str(tmp_path / "app.sqlite")}},
+                "destinations": {"a": {"kind": "outbox"}, "b": {"kind": "outbox"}},
+                "syncs": [sync_entry(name, "SELECT 1 AS userId", ["a", "b"]) for name in ("s1", "s2")],
+            },
+        )
+    )
+    batch = pa.RecordBatch.from_pydict({"userId": [1, 2], "plan": ["pro", "pro"]})
+
+    def ids(sync: str, destination: str) -> list[str]:
+        project = config.project
+        options = MappingOptions.for_sync(project.sync(sync), destination, project.destinations[destination])
+        return CallMapper(options).map_batch(batch, first_row_number=1).calls.message_ids
+
+    first = ids("s1", "a")
+    assert ids("s1", "a") == first  # a new mapper (the next run) gives the same rows the same ids
+    every = [*first, *ids("s1", "b"), *ids("s2", "a"), *ids("s2", "b")]
+    assert len(set(every)) == 8  # per row, per destination, per sync: all different
 
 
 def test_near_misses_of_reserved_names_are_warned_about():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import socket
 import time
@@ -205,13 +206,18 @@ def test_a_400_naming_two_bad_calls_in_a_batch_of_500(tmp_path, people, customer
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
 
 
-def test_a_401_stops_the_run_at_once(tmp_path, people, customerio, instance, monkeypatch):
-    monkeypatch.setenv("REVERSE_ETL_TEST_CIO_API_KEY", "revoked-key")
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_401_or_403_stops_the_run_at_once(tmp_path, people, customerio, instance, monkeypatch, status):
+    if status == 401:
+        monkeypatch.setenv("REVERSE_ETL_TEST_CIO_API_KEY", "revoked-key")  # the fake's own auth check
+    else:  # a key the server knows, without the right to write to this workspace
+        customerio.hook = lambda request: Fault(403, b'{"meta":{"errors":["Forbidden"]}}')
+    key = os.environ["REVERSE_ETL_TEST_CIO_API_KEY"]
     result = materialize(project(tmp_path, people, customerio, max_in_flight=4), instance)
     assert not result.success
     message = failure_message(result)
-    assert "answered 401" in message and "check the API key" in message and "revoked-key" not in message
-    # 20 requests' worth of calls, but sending stopped at the first 401: only those already in flight.
+    assert f"answered {status}" in message and "check the API key" in message and key not in message
+    # 20 requests' worth of calls, but sending stopped at the first refusal: only those in flight.
     assert len(customerio.requests) <= 4
     assert customerio.accepted == []
     assert cursor(instance) is None
@@ -223,7 +229,10 @@ def test_the_server_down_for_a_whole_run(tmp_path, people, instance, customerio)
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens here once the probe closes
     config = project(tmp_path, people, f"http://127.0.0.1:{port}/v1", retry_budget_seconds=2)
+    started = time.monotonic()
     result = materialize(config, instance)
+    # It gave up once the 2 s budget was spent (plus the run's own time), not after the default 300 s.
+    assert time.monotonic() - started < 2 + 20
     assert not result.success
     message = failure_message(result)
     assert (

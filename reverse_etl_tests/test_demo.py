@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 from reverse_etl_assets.config.loading import DEMO_CONFIG, load_config
@@ -30,7 +31,7 @@ def test_the_demo_syncs_materialize_into_outbox_files(tmp_path, instance, monkey
     first = calls[0]
     assert first["type"] == "identify" and first["userId"] == "1"
     assert isinstance(first["traits"]["is_active"], bool)
-    assert first["context"]["library"]["name"] == "reverse-etl"
+    assert first["context"]["library"] == {"name": "reverse-etl", "version": version("reverse-etl")}
     assert len(first["messageId"]) == 32
 
     orders = run_metadata(

@@ -3,6 +3,7 @@ cursor per destination."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def test_second_run_sends_only_rows_changed_after_the_first_run_started(
         call = next(c for c in customerio.accepted if c["userId"] == "7")
         assert call["type"] == "identify"
         assert call["traits"] == {"email": "user7@example.com", "fname": "First7", "lname": "Last7"}
+        # What was sent, by how much time: the bodies the server received, and the rate over the run.
+        assert all(request.status == 200 for request in customerio.requests)
+        assert first["bytes_sent"] == sum(len(request.body) for request in customerio.requests) > 0
+        assert first["duration_seconds"] > 0
+        assert first["rows_per_second"] == pytest.approx(50 / first["duration_seconds"], rel=0.01)
 
         # The cursor is the server's time when the run started: rows changed since then come next.
         time.sleep(1.1)
@@ -97,6 +103,9 @@ def test_second_run_sends_only_rows_changed_after_the_first_run_started(
         assert eu["rows_read"] == 51
         assert len(other.accepted) == 51
         assert len(customerio.accepted) == 53
+        # The same unchanged row gets an id of its own per destination.
+        [to_other] = [c for c in other.accepted if c["userId"] == "7"]
+        assert to_other["traits"] == call["traits"] and to_other["messageId"] != call["messageId"]
     finally:
         other.stop()
 
@@ -151,3 +160,29 @@ def test_a_failed_delivery_fails_the_run_with_the_server_text_and_keeps_the_curs
     # The failed run did not move the cursor: the retry sees the same window.
     assert retried["previous_last_sync_time"] == ok["last_sync_time"]
     assert {c["userId"] for c in customerio.accepted[50:]} >= {"2"}
+
+
+def test_a_near_miss_of_a_reserved_name_is_reported_by_the_run(
+    tmp_path, users, customerio, instance, monkeypatch
+):
+    """`userid` is not `userId`: the column becomes a trait, and the run says so where users look."""
+    monkeypatch.chdir(tmp_path)
+    query = "SELECT id AS userid, email_address AS email FROM users WHERE id <= 3 ORDER BY id"
+    config = write_config(
+        tmp_path / "reverse_etl.yaml",
+        {
+            "databases": {"app_db": users.config()},
+            "destinations": {"cio": customerio_destination(customerio)},
+            "syncs": [sync_entry("identify_users", query, ["cio"])],
+        },
+    )
+    result = materialize_sync(config, "identify_users", "cio", instance)
+    metadata = run_metadata(result, "identify_users")
+    warning = "column 'userid' becomes traits.userid, not the top-level field 'userId'"
+    assert warning in metadata["warnings"]
+    logged = [
+        entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING
+    ]
+    assert any(warning in message for message in logged), logged
+    # Customer.io still takes the calls (by email), with the id as a trait: hence the warning.
+    assert [c["traits"]["userid"] for c in customerio.accepted] == [1, 2, 3]

@@ -9,13 +9,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster._core.instance.ref import InstanceRef
 
+from reverse_etl_assets.cursor.ledger import DeliveryLedger
 from reverse_etl_tests.conftest import (
     ScratchDatabase,
     admin_connection,
     customerio_destination,
     materialize_sync,
+    reverse_etl,
     run_metadata,
     sync_entry,
     write_config,
@@ -155,3 +159,63 @@ def test_concurrent_writers_every_change_delivered_and_none_twice(
     assert last_delivered == final  # every row's latest change arrived
     pairs = Counter((call["userId"], call["traits"]["version"]) for call in customerio.accepted)
     assert max(pairs.values()) == 1  # and no version of a row arrived twice
+
+
+def test_the_ledger_is_pruned_to_the_lookback_horizon(tmp_path, people, customerio, instance, monkeypatch):
+    """It stays bounded: what was delivered before the horizon of a run is gone after that run."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REVERSE_ETL_LEDGER_URL", raising=False)  # the default, beside the instance
+    path = config(tmp_path, people, customerio, lookback=1)
+
+    def run() -> dict:
+        return run_metadata(materialize_sync(path, "with_lookback", "cio", instance), "with_lookback")
+
+    first = run()
+    # The file the run created beside the instance.
+    ledger = DeliveryLedger(
+        f"sqlite:///{Path(instance.root_directory, 'reverse_etl', 'delivery_ledger.sqlite')}"
+    )
+    try:
+        assert len(ledger.load("with_lookback", "cio")) == first["calls_sent"] == 20
+        time.sleep(2.1)
+        # Its window starts a second before the first run: the first run's entries are still needed.
+        second = run()
+        assert second["query_since"] == first["last_sync_time"] - 1
+        assert len(ledger.load("with_lookback", "cio")) == 20
+        # This one's starts after the first run: they are older than the horizon, and pruned.
+        third = run()
+        assert third["query_since"] > first["last_sync_time"]
+        assert ledger.load("with_lookback", "cio") == {}
+    finally:
+        ledger.close()
+
+
+def test_the_ledger_outlives_the_process(tmp_path, people, customerio):
+    """Two `reverse-etl run` processes: the second re-reads what the first sent, and sends none."""
+    people.execute("UPDATE people SET updated_at = NOW(6) - INTERVAL 5 SECOND")  # inside the lookback
+    config(tmp_path, people, customerio, lookback=60)
+    env = {"REVERSE_ETL_LEDGER_URL": ""}  # the default ledger, in the project's .dagster
+
+    first = reverse_etl("run", "with_lookback", "--destination", "cio", cwd=tmp_path, env=env)
+    assert first.returncode == 0 and "20 rows read, 20 calls sent" in first.stdout, (
+        first.stdout + first.stderr
+    )
+    second = reverse_etl("run", "with_lookback", "--destination", "cio", cwd=tmp_path, env=env)
+    assert second.returncode == 0 and "20 rows read, 0 calls sent" in second.stdout, (
+        second.stdout + second.stderr
+    )
+    assert len(customerio.accepted) == 20
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / ".dagster"))) as instance:
+        [latest] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("with_lookback"), asset_partitions=["cio"]), limit=1
+        ).records
+        assert latest.asset_materialization.metadata["calls_skipped_already_delivered"].value == 20
+
+    # A reset means "send it all again": the ledger forgets, the next run sends every row.
+    reset = reverse_etl(
+        "cursor", "reset", "with_lookback", "--destination", "cio", "--yes", cwd=tmp_path, env=env
+    )
+    assert reset.returncode == 0 and "forgot 20 deliveries" in reset.stdout
+    third = reverse_etl("run", "with_lookback", "--destination", "cio", cwd=tmp_path, env=env)
+    assert "20 rows read, 20 calls sent" in third.stdout, third.stdout + third.stderr
+    assert len(customerio.accepted) == 40

@@ -9,10 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from reverse_etl_assets.config.loading import load_config
 from reverse_etl_assets.delivery.destinations import open_destination
+from reverse_etl_assets.mapping.calls import CallMapper, MappingOptions
 from reverse_etl_assets.sync_run import SyncRunResult, run_sync
 from reverse_etl_tests.conftest import ScratchDatabase, admin_connection, sync_entry, write_config
 
@@ -206,3 +208,14 @@ def test_non_finite_floats_are_rejected_not_sent(tmp_path):
     assert [
         json.loads(line)["userId"] for line in (tmp_path / "out" / "floats.jsonl").read_text().splitlines()
     ] == ["2"]
+
+
+def test_nan_is_rejected_not_sent():
+    """No database here produces NaN (MariaDB and SQLite both turn it into NULL), but a driver or a
+    future source could: the mapper itself refuses it, as a trait and as an identifier."""
+    batch = pa.RecordBatch.from_pydict({"userId": [1.0, float("nan"), 3.0], "x": [float("nan"), 2.5, 0.5]})
+    mapped = CallMapper(MappingOptions("identify", "floats/dry_run")).map_batch(batch, first_row_number=1)
+    assert [(r.row_number, r.field) for r in mapped.rejected] == [(1, "traits.x"), (2, "userId")]
+    assert all(r.reason.startswith("nan is not a JSON number") for r in mapped.rejected)
+    [call] = [json.loads(body) for body in mapped.calls.bodies]
+    assert (call["userId"], call["traits"]) == ("3", {"x": 0.5})

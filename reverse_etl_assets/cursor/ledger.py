@@ -69,10 +69,16 @@ class DeliveryLedger:
 
     def prune(self, sync: str, destination: str, before: int) -> int:
         """Forget what was delivered before the horizon; return how many entries went."""
+        return self._delete(sync, destination, DELIVERED.c.delivered_at < before)
+
+    def forget(self, sync: str, destination: str) -> int:
+        """Forget every delivery to the destination (its cursor was moved back by hand: what it
+        re-reads must be sent again); return how many entries went."""
+        return self._delete(sync, destination)
+
+    def _delete(self, sync: str, destination: str, *conditions: sa.ColumnElement[bool]) -> int:
         statement = sa.delete(DELIVERED).where(
-            DELIVERED.c.sync == sync,
-            DELIVERED.c.destination == destination,
-            DELIVERED.c.delivered_at < before,
+            DELIVERED.c.sync == sync, DELIVERED.c.destination == destination, *conditions
         )
         with self.engine.begin() as connection:
             return connection.execute(statement).rowcount

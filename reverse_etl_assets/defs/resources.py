@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -53,6 +54,11 @@ class DeliveryResource(dg.ConfigurableResource):
         folder = _state_dir(instance_root)
         folder.mkdir(parents=True, exist_ok=True)
         return DeliveryLedger(f"sqlite:///{folder / 'delivery_ledger.sqlite'}")
+
+
+def delivery_resource() -> DeliveryResource:
+    """The resource as configured by the environment ($REVERSE_ETL_LEDGER_URL)."""
+    return DeliveryResource(ledger_url=os.environ.get("REVERSE_ETL_LEDGER_URL") or None)
 
 
 def _state_dir(instance_root: str | None) -> Path:
