@@ -21,7 +21,7 @@ from reverse_etl_assets.cursor import format_unix_time
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.history import recent_runs
-from reverse_etl_assets.defs.instance_home import DEFAULT_DAGSTER_HOME, ensure_dagster_home
+from reverse_etl_assets.defs.instance_home import DEFAULT_DAGSTER_HOME, ensure_dagster_home, open_instance
 from reverse_etl_assets.defs.resources import delivery_resource
 from reverse_etl_assets.defs.runs import run_in_progress, sync_job_name
 from reverse_etl_assets.preview import database_findings, preview_sync, render_preview
@@ -86,7 +86,7 @@ def preview(sync_name: str, destination: str | None, limit: int, config_file: Pa
     sync = _sync(config, sync_name)
     destination = destination or sync.destinations[0]
     _check_destination(sync, destination)
-    cursor = InstanceCursorStore(_instance()).read(sync_name, destination)
+    cursor = InstanceCursorStore(open_instance()).read(sync_name, destination)
     try:
         result = preview_sync(
             config, sync_name, destination, cursor.last_sync_time, limit, _history(sync_name, destination)
@@ -107,7 +107,7 @@ def cursor() -> None:
 def cursor_show(sync_name: str, config_file: Path | None) -> None:
     """Every destination's last_sync_time, and when and by whom it was set."""
     sync = _sync(_load(config_file), sync_name)
-    store = InstanceCursorStore(_instance())
+    store = InstanceCursorStore(open_instance())
     rows = []
     for destination in sync.destinations:
         position = store.read(sync_name, destination)
@@ -128,7 +128,7 @@ def cursor_set(sync_name: str, destination: str, to: str, config_file: Path | No
     sync = _sync(_load(config_file), sync_name)
     _check_destination(sync, destination)
     value = _unix_time(to)
-    instance = _instance()
+    instance = open_instance()
     store = InstanceCursorStore(instance)
     before = store.read(sync_name, destination).last_sync_time
     store.write(sync_name, destination, value, "set", _who())
@@ -158,7 +158,7 @@ def cursor_reset(sync_name: str, destination: str, yes: bool, config_file: Path 
     )
     if not yes and not click.confirm(question, default=False):
         raise click.Abort()
-    instance = _instance()
+    instance = open_instance()
     store = InstanceCursorStore(instance)
     before = store.read(sync_name, destination).last_sync_time
     store.write(sync_name, destination, 0, "reset", _who())
@@ -192,10 +192,9 @@ def run(sync_name: str, destinations: tuple[str, ...], config_file: Path | None)
     sync = _sync(config, sync_name)
     for destination in destinations:
         _check_destination(sync, destination)
-    ensure_dagster_home()
     job = build_definitions(config).resolve_job_def(sync_job_name(sync_name))
     failed = False
-    with dg.DagsterInstance.get() as instance:
+    with open_instance() as instance:
         for destination in destinations or sync.destinations:
             # A run of this sync whose process died (killed, say) would hold the sync's pool slot.
             run_in_progress(instance, sync_name, destination)
@@ -261,13 +260,8 @@ def _check_destination(sync: SyncConfig, destination: str) -> None:
 
 
 @functools.cache
-def _instance() -> dg.DagsterInstance:
-    ensure_dagster_home()
-    return dg.DagsterInstance.get()
-
-
 def _history(sync_name: str, destination: str) -> list[tuple[float, int]]:
-    return [(run.timestamp, run.rows_read) for run in recent_runs(_instance(), sync_name, destination)]
+    return [(run.timestamp, run.rows_read) for run in recent_runs(open_instance(), sync_name, destination)]
 
 
 def _unix_time(text: str) -> int:

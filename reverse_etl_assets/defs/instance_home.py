@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
+
+import dagster as dg
 
 DEFAULT_DAGSTER_HOME = ".dagster"
 DAGSTER_YAML_TEMPLATE = Path(__file__).with_name("dagster.yaml")
@@ -22,6 +25,15 @@ def ensure_dagster_home() -> Path:
         shutil.copyfile(DAGSTER_YAML_TEMPLATE, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def open_instance() -> dg.DagsterInstance:
+    """The project's instance. Opening it creates its storage the first time; a lock keeps two
+    commands started at once on a new instance from both creating the same tables."""
+    home = ensure_dagster_home()
+    with (home / ".instance.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return dg.DagsterInstance.get()
 
 
 def rejected_rows_path(instance_root: str | None, sync_name: str, destination: str, run_id: str) -> Path:
