@@ -55,15 +55,7 @@ def run(tmp_path: Path, db: ScratchDatabase, destination: dict[str, Any]) -> Syn
 def test_several_requests_in_flight_over_reused_connections(tmp_path, people, customerio):
     customerio.latency_seconds = 0.2
     result = run(
-        tmp_path,
-        people,
-        {
-            "kind": "customerio",
-            "base_url": customerio.base_url,
-            "api_key_env": "REVERSE_ETL_TEST_CIO_API_KEY",
-            "max_request_bytes": 3_000,
-            "max_in_flight": 4,
-        },
+        tmp_path, people, customerio_destination(customerio, max_request_bytes=3_000, max_in_flight=4)
     )
     requests = len(customerio.requests)
     assert result.stats.calls_sent == 600 and requests >= 30
@@ -75,17 +67,10 @@ def test_several_requests_in_flight_over_reused_connections(tmp_path, people, cu
 
 
 def test_the_rate_limit_paces_requests(tmp_path, people, customerio):
-    result = run(
-        tmp_path,
-        people,
-        {
-            "kind": "customerio",
-            "base_url": customerio.base_url,
-            "api_key_env": "REVERSE_ETL_TEST_CIO_API_KEY",
-            "max_request_bytes": 3_000,
-            "rate_limit": {"requests": 10, "per_seconds": 1},
-        },
+    paced = customerio_destination(
+        customerio, max_request_bytes=3_000, rate_limit={"requests": 10, "per_seconds": 1}
     )
+    result = run(tmp_path, people, paced)
     times = sorted(r.received_at for r in customerio.requests)
     assert len(times) >= 30
     # Ten at once (the bucket is full), then ten per second.
