@@ -86,7 +86,7 @@ def preview(sync_name: str, destination: str | None, limit: int, config_file: Pa
     sync = _sync(config, sync_name)
     destination = destination or sync.destinations[0]
     _check_destination(sync, destination)
-    cursor = InstanceCursorStore(open_instance()).read(sync_name, destination)
+    cursor = InstanceCursorStore(_instance()).read(sync_name, destination)
     try:
         result = preview_sync(
             config, sync_name, destination, cursor.last_sync_time, limit, _history(sync_name, destination)
@@ -107,7 +107,7 @@ def cursor() -> None:
 def cursor_show(sync_name: str, config_file: Path | None) -> None:
     """Every destination's last_sync_time, and when and by whom it was set."""
     sync = _sync(_load(config_file), sync_name)
-    store = InstanceCursorStore(open_instance())
+    store = InstanceCursorStore(_instance())
     rows = []
     for destination in sync.destinations:
         position = store.read(sync_name, destination)
@@ -128,7 +128,7 @@ def cursor_set(sync_name: str, destination: str, to: str, config_file: Path | No
     sync = _sync(_load(config_file), sync_name)
     _check_destination(sync, destination)
     value = _unix_time(to)
-    instance = open_instance()
+    instance = _instance()
     store = InstanceCursorStore(instance)
     before = store.read(sync_name, destination).last_sync_time
     store.write(sync_name, destination, value, "set", _who())
@@ -158,7 +158,7 @@ def cursor_reset(sync_name: str, destination: str, yes: bool, config_file: Path 
     )
     if not yes and not click.confirm(question, default=False):
         raise click.Abort()
-    instance = open_instance()
+    instance = _instance()
     store = InstanceCursorStore(instance)
     before = store.read(sync_name, destination).last_sync_time
     store.write(sync_name, destination, 0, "reset", _who())
@@ -260,8 +260,13 @@ def _check_destination(sync: SyncConfig, destination: str) -> None:
 
 
 @functools.cache
+def _instance() -> dg.DagsterInstance:
+    """One instance for the whole command."""
+    return open_instance()
+
+
 def _history(sync_name: str, destination: str) -> list[tuple[float, int]]:
-    return [(run.timestamp, run.rows_read) for run in recent_runs(open_instance(), sync_name, destination)]
+    return [(run.timestamp, run.rows_read) for run in recent_runs(_instance(), sync_name, destination)]
 
 
 def _unix_time(text: str) -> int:
