@@ -128,13 +128,8 @@ def cursor_set(sync_name: str, destination: str, to: str, config_file: Path | No
     sync = _sync(_load(config_file), sync_name)
     _check_destination(sync, destination)
     value = _unix_time(to)
-    instance = _instance()
-    store = InstanceCursorStore(instance)
-    before = store.read(sync_name, destination).last_sync_time
-    store.write(sync_name, destination, value, "set", _who())
+    before = _move_cursor(sync, destination, value, "set")
     click.echo(f"{sync_name} → {destination}: last_sync_time {before} → {value} ({format_unix_time(value)})")
-    if value < before:
-        _forget_deliveries(instance, sync, destination)
 
 
 @cursor.command("reset")
@@ -158,24 +153,31 @@ def cursor_reset(sync_name: str, destination: str, yes: bool, config_file: Path 
     )
     if not yes and not click.confirm(question, default=False):
         raise click.Abort()
-    instance = _instance()
-    store = InstanceCursorStore(instance)
-    before = store.read(sync_name, destination).last_sync_time
-    store.write(sync_name, destination, 0, "reset", _who())
+    before = _move_cursor(sync, destination, 0, "reset")
     click.echo(f"{sync_name} → {destination}: last_sync_time {before} → 0; the next run sends {rows:,} rows")
-    _forget_deliveries(instance, sync, destination)
 
 
-def _forget_deliveries(instance: dg.DagsterInstance, sync: SyncConfig, destination: str) -> None:
-    """A cursor moved back means "send these rows again": the lookback's ledger must not skip them."""
-    if not sync.lookback_seconds:
-        return
-    ledger = delivery_resource().open_ledger(instance.root_directory)
-    try:
-        forgotten = ledger.forget(sync.name, destination)
-    finally:
-        ledger.close()
-    click.echo(f"forgot {forgotten:,} deliveries recorded for the lookback")
+def _move_cursor(sync: SyncConfig, destination: str, value: int, change: str) -> int:
+    """Record the move and return the cursor it replaced. A run in progress would overwrite the
+    move when it ends: refused. A cursor moved back means "send these rows again", so the
+    lookback's ledger forgets what it delivered (it would skip them)."""
+    instance = _instance()
+    running = run_in_progress(instance, sync.name, destination)
+    if running is not None:
+        raise click.ClickException(
+            f"run {running.run_id} of {sync.name} → {destination} is in progress and would overwrite "
+            "the cursor when it ends: move it once that run is over"
+        )
+    before = InstanceCursorStore(instance).write(sync.name, destination, value, change, _who())
+    if value <= before:
+        ledger = delivery_resource().open_ledger(instance.root_directory)
+        try:
+            forgotten = ledger.forget(sync.name, destination)
+        finally:
+            ledger.close()
+        if forgotten:
+            click.echo(f"forgot {forgotten:,} deliveries recorded for the lookback")
+    return before
 
 
 @main.command()

@@ -142,33 +142,20 @@ def test_segment_write_key_and_batch_limit(tmp_path, people, monkeypatch):
 def test_http_endpoint_with_a_header_of_its_own(tmp_path, people, monkeypatch):
     endpoint = FakeCustomerIo(auth_header=("Authorization", "Bearer s3cr3t")).start()
     monkeypatch.setenv("COLLECTOR_TOKEN", "Bearer s3cr3t")
+    collector = {
+        "kind": "http",
+        "base_url": endpoint.base_url,
+        "header_name": "Authorization",
+        "header_value_env": "COLLECTOR_TOKEN",
+    }
     try:
-        result = run(
-            tmp_path,
-            people,
-            {
-                "kind": "http",
-                "base_url": endpoint.base_url,
-                "header_name": "Authorization",
-                "header_value_env": "COLLECTOR_TOKEN",
-                "strict_mode": True,
-            },
-        )
+        result = run(tmp_path, people, {**collector, "strict_mode": True})
         assert result.stats.calls_sent == 600 and len(endpoint.accepted) == 600
         assert endpoint.requests[0].headers["x-strict-mode"] == "1"
 
         monkeypatch.setenv("COLLECTOR_TOKEN", "Bearer wrong")
         with pytest.raises(SyncRunFailed, match=r"answered 401"):
-            run(
-                tmp_path,
-                people,
-                {
-                    "kind": "http",
-                    "base_url": endpoint.base_url,
-                    "header_name": "Authorization",
-                    "header_value_env": "COLLECTOR_TOKEN",
-                },
-            )
+            run(tmp_path, people, collector)
     finally:
         endpoint.stop()
 

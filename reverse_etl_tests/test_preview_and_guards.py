@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -264,3 +265,27 @@ def test_cursor_set_refuses_nonsense(tmp_path, people, customerio):
     assert bad.returncode == 2 and "neither a Unix time nor an ISO-8601 date-time" in bad.stderr
     wrong = reverse_etl("cursor", "set", "people", "--destination", "nope", "--to", "0", cwd=tmp_path)
     assert wrong.returncode == 1 and "does not send to nope" in wrong.stderr
+
+
+def test_a_cursor_is_not_moved_under_a_run_in_progress(tmp_path, people, customerio):
+    """The run's materialization would overwrite the move when it ends."""
+    from dagster._core.test_utils import create_run_for_test
+
+    from reverse_etl_assets.defs.runs import WORKER_TAG
+
+    project(tmp_path, people, customerio)
+    assert reverse_etl("cursor", "show", "people", cwd=tmp_path).returncode == 0  # creates the instance
+    with instance_at(tmp_path) as instance:
+        running = create_run_for_test(
+            instance,
+            job_name="people_job",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={"dagster/partition": "cio", WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}"},
+            asset_selection={dg.AssetKey("people")},
+        )
+    refused = reverse_etl("cursor", "set", "people", "--destination", "cio", "--to", "0", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert f"run {running.run_id} of people → cio is in progress" in refused.stderr
+    # The other destination's cursor is free to move.
+    moved = reverse_etl("cursor", "set", "people", "--destination", "backup", "--to", "5", cwd=tmp_path)
+    assert moved.returncode == 0, moved.stderr

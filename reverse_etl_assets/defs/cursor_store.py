@@ -39,9 +39,9 @@ class InstanceCursorStore:
 
     def write(
         self, sync_name: str, destination_name: str, last_sync_time: int, change: str, changed_by: str
-    ) -> None:
-        """Move a cursor by hand. It is recorded as a materialization of the destination's partition,
-        so the UI shows who moved it, when, and from where to where."""
+    ) -> int:
+        """Move a cursor by hand; return the one it replaced. It is recorded as a materialization of
+        the destination's partition, so the UI shows who moved it, when, and from where to where."""
         previous = self.read(sync_name, destination_name).last_sync_time
         self.instance.report_runless_asset_event(
             dg.AssetMaterialization(
@@ -57,3 +57,4 @@ class InstanceCursorStore:
                 },
             )
         )
+        return previous
