@@ -120,6 +120,7 @@ def run_sync(
                 result.reader_peak_memory_kb = query.peak_memory_kb
             run.collect()
         except (SourceError, DeliveryError, MappingError) as error:
+            sender.stop()  # so that what is still landing is recorded in the ledger too
             run.collect()
             raise SyncRunFailed(f"sync {sync_name!r} → {destination_name!r}: {error}", result) from error
         finally:

@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 
 from reverse_etl_assets.config.models import MySQLDatabase
+from reverse_etl_assets.cursor.ledger import DeliveryLedger
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_tests.conftest import (
@@ -98,6 +99,7 @@ def test_a_connection_lost_mid_stream_fails_the_run_and_keeps_the_cursor(
                     "SELECT id AS userId, email, bio FROM people WHERE id > {{last_sync_time}}",
                     ["cio"],
                     batch_rows=500,
+                    lookback_seconds=60,  # so its ledger records what was delivered
                 )
             ],
         },
@@ -126,3 +128,12 @@ def test_a_connection_lost_mid_stream_fails_the_run_and_keeps_the_cursor(
     assert not instance.fetch_materializations(
         dg.AssetKey("people"), limit=1
     ).records  # the cursor did not move
+    # Every call the destination took is in the ledger, those still landing when the run stopped too:
+    # a lookback run would not send them again.
+    ledger = DeliveryLedger(
+        f"sqlite:///{Path(instance.root_directory, 'reverse_etl', 'delivery_ledger.sqlite')}"
+    )
+    try:
+        assert len(ledger.load("people", "cio")) == len(customerio.accepted)
+    finally:
+        ledger.close()

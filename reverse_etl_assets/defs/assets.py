@@ -71,8 +71,10 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
             )
         except DeliveryError as error:
             raise dg.Failure(description=str(error)) from None
-        ledger = delivery.open_ledger(context.instance.root_directory) if sync.lookback_seconds else None
+        ledger = None
         try:
+            if sync.lookback_seconds:
+                ledger = delivery.open_ledger(context.instance.root_directory)
             result = run_sync(
                 config,
                 sync.name,

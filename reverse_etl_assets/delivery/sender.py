@@ -142,11 +142,16 @@ class Sender:
         self.transport.flush()
         return self.stats
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Send nothing more; wait for the requests already on the wire, whose answers still count
+        (`take_delivered` sees them)."""
         with self._lock:
             if self._failure is None:
                 self._failure = DeliveryError("the run stopped")
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        self.stop()
         self.transport.close()
         self._limiter.close()
 
