@@ -219,3 +219,33 @@ def test_nan_is_rejected_not_sent():
     assert all(r.reason.startswith("nan is not a JSON number") for r in mapped.rejected)
     [call] = [json.loads(body) for body in mapped.calls.bodies]
     assert (call["userId"], call["traits"]) == ("3", {"x": 0.5})
+
+
+def test_empty_identifiers_are_left_out_and_huge_whole_floats_keep_their_value():
+    """An empty string is no id: the field is left out (one key per name in the JSON), the message
+    id is ours, and Customer.io's email fallback applies. A float beyond int64 is not wrapped."""
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "userId": ["", "u2", ""],
+            "messageId": ["", "", "m3"],
+            "email": ["a@x.io", "b@x.io", None],
+            "score": [1.0, 2.0, 3.0],
+        }
+    )
+    options = MappingOptions("identify", "ids/cio", email_identifies=True)
+    mapped = CallMapper(options).map_batch(batch, first_row_number=1)
+    bodies = [body.decode() for body in mapped.calls.bodies]
+    assert [(body.count('"userId"'), body.count('"messageId"')) for body in bodies] == [(1, 1), (1, 1)]
+    first, second = (json.loads(body) for body in bodies)
+    assert first["userId"] == "" and len(first["messageId"]) == 32  # the email fallback, our id
+    assert second["userId"] == "u2"
+    # Row 3 has neither an id nor an email: rejected, not sent with an empty id.
+    assert [(r.row_number, r.field) for r in mapped.rejected] == [(3, "userId")]
+
+    floats = pa.RecordBatch.from_pydict({"userId": [1e20, 7.0, 2.0**62]})
+    mapped = CallMapper(MappingOptions("identify", "ids/x")).map_batch(floats, first_row_number=1)
+    assert [json.loads(body)["userId"] for body in mapped.calls.bodies] == [
+        "1e+20",
+        "7",
+        "4611686018427387904",
+    ]

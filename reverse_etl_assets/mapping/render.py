@@ -71,6 +71,8 @@ def render_column(
             return Rendered(
                 pa.nulls(len(array), pa.string()), None, {row: _ID_ERROR for row in _valid_rows(array)}
             )
+        if role == "id":  # an empty identifier is no identifier: left out, as NULL is
+            text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
         return Rendered(None, text, errors, escaped=_drop(json_escape(text), errors))
     errors = _non_finite(array) if kind == "float" else {}
     return Rendered(_drop(_json_literal(array, kind), errors), None, errors)
@@ -142,7 +144,8 @@ def _as_text(array: pa.Array, kind: str) -> tuple[pa.Array | None, dict[int, str
         return pc.cast(array, pa.string()), {}
     if kind == "float":
         errors = _non_finite(array)
-        integral = pc.equal(pc.floor(array), array)
+        # Whole numbers as integers ("7", not "7.0"), while int64 holds them exactly.
+        integral = pc.and_(pc.equal(pc.floor(array), array), pc.less(pc.abs(array), 2.0**63))
         text = pc.if_else(
             integral,
             pc.cast(pc.cast(array, pa.int64(), safe=False), pa.string()),
