@@ -21,7 +21,7 @@ from reverse_etl_assets.cursor import format_unix_time
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.history import recent_runs
-from reverse_etl_assets.defs.instance_home import DEFAULT_DAGSTER_HOME, ensure_dagster_home, open_instance
+from reverse_etl_assets.defs.instance_home import dagster_home, ensure_dagster_home, open_instance
 from reverse_etl_assets.defs.resources import delivery_resource
 from reverse_etl_assets.defs.runs import run_in_progress, sync_job_name
 from reverse_etl_assets.preview import database_findings, preview_sync, render_preview
@@ -238,7 +238,7 @@ def sync_findings(config: LoadedConfig, sync_name: str) -> list[Finding]:
     database = config.project.databases[sync.database]
     with open_read_only_session(sync.database, database) as session:
         findings = database_findings(session, sync.query, database)
-    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / DEFAULT_DAGSTER_HOME)
+    home = dagster_home()
     if (home / "dagster.yaml").exists():  # the instance exists: its history tells about large runs
         for destination in sync.destinations:
             large = large_runs_finding(_history(sync_name, destination), sync.large_run_rows)

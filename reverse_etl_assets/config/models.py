@@ -18,7 +18,6 @@ from reverse_etl_assets.config.frequency import frequency_to_cron
 from reverse_etl_assets.source.statement_guard import check_read_only
 
 CallType = Literal["identify", "track", "group", "page", "screen", "alias"]
-CALL_TYPES: tuple[CallType, ...] = ("identify", "track", "group", "page", "screen", "alias")
 
 # How a column's values are read when its database type does not say (sync option `column_types`).
 ColumnType = Literal["json", "boolean", "string", "base64", "hex"]

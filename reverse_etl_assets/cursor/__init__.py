@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -21,10 +20,6 @@ class Cursor:
     @property
     def last_sync_time_iso(self) -> str:
         return format_unix_time(self.last_sync_time)
-
-
-class CursorStore(Protocol):
-    def read(self, sync_name: str, destination_name: str) -> Cursor: ...
 
 
 def query_since(last_sync_time: int, lookback_seconds: int) -> int:

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from reverse_etl_assets.config.models import Destination
 from reverse_etl_assets.cursor.ledger import DeliveryLedger
+from reverse_etl_assets.defs.instance_home import state_dir
 from reverse_etl_assets.delivery.destinations import open_destination
 from reverse_etl_assets.delivery.sender import Sender
 
@@ -45,13 +46,13 @@ class DeliveryResource(dg.ConfigurableResource):
             sync_name,
             Path(self.outbox_dir).resolve(),
             log,
-            rate_limit_dir=_state_dir(instance_root) / "rate_limits",
+            rate_limit_dir=state_dir(instance_root) / "rate_limits",
         )
 
     def open_ledger(self, instance_root: str | None) -> DeliveryLedger:
         if self.ledger_url:
             return DeliveryLedger(self.ledger_url)
-        folder = _state_dir(instance_root)
+        folder = state_dir(instance_root)
         folder.mkdir(parents=True, exist_ok=True)
         return DeliveryLedger(f"sqlite:///{folder / 'delivery_ledger.sqlite'}")
 
@@ -59,8 +60,3 @@ class DeliveryResource(dg.ConfigurableResource):
 def delivery_resource() -> DeliveryResource:
     """The resource as configured by the environment ($REVERSE_ETL_LEDGER_URL)."""
     return DeliveryResource(ledger_url=os.environ.get("REVERSE_ETL_LEDGER_URL") or None)
-
-
-def _state_dir(instance_root: str | None) -> Path:
-    """Where reverse ETL keeps its own state, inside the Dagster instance's folder."""
-    return (Path(instance_root or ".dagster") / "reverse_etl").resolve()

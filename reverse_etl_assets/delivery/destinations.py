@@ -72,7 +72,6 @@ def _http_settings(name: str, config: HttpDestination) -> HttpSettings:
         if config.strict_mode:
             headers.append(("X-Strict-Mode", "1"))
     return HttpSettings(
-        destination_name=name,
         base_url=config.resolved_base_url(),
         auth=auth,
         timeout_seconds=config.timeout_seconds,

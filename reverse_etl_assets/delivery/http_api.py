@@ -47,7 +47,6 @@ class TransportError(Exception):
 
 @dataclass(frozen=True)
 class HttpSettings:
-    destination_name: str
     base_url: str  # e.g. https://cdp.customer.io/v1; requests go to {base_url}/batch
     auth: tuple[str, str] | None  # HTTP Basic
     timeout_seconds: float
