@@ -20,14 +20,14 @@ from reverse_etl_assets.config.models import SyncConfig
 from reverse_etl_assets.cursor import format_unix_time
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
-from reverse_etl_assets.defs.history import recent_runs
+from reverse_etl_assets.defs.history import run_sizes
 from reverse_etl_assets.defs.instance_home import dagster_home, ensure_dagster_home, open_instance
 from reverse_etl_assets.defs.resources import delivery_resource
 from reverse_etl_assets.defs.runs import run_in_progress, sync_job_name
-from reverse_etl_assets.preview import database_findings, preview_sync, render_preview
+from reverse_etl_assets.preview import preview_sync, render_preview
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
-from reverse_etl_assets.source.guards import Finding, large_runs_finding
+from reverse_etl_assets.source.guards import Finding, database_findings, large_runs_finding
 from reverse_etl_assets.source.query import render_query
 
 _config_option = click.option(
@@ -268,7 +268,7 @@ def _instance() -> dg.DagsterInstance:
 
 
 def _history(sync_name: str, destination: str) -> list[tuple[float, int]]:
-    return [(run.timestamp, run.rows_read) for run in recent_runs(_instance(), sync_name, destination)]
+    return run_sizes(_instance(), sync_name, destination)
 
 
 def _unix_time(text: str) -> int:

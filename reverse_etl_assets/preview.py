@@ -16,17 +16,10 @@ import orjson
 from tabulate import tabulate
 
 from reverse_etl_assets.config.loading import LoadedConfig
-from reverse_etl_assets.config.models import MySQLDatabase
 from reverse_etl_assets.cursor import format_unix_time, query_since
 from reverse_etl_assets.mapping.calls import CallMapper, MappingOptions, RejectedRow
-from reverse_etl_assets.source.connection import SourceSession, open_read_only_session
-from reverse_etl_assets.source.guards import (
-    Finding,
-    grants_finding,
-    incremental_finding,
-    large_runs_finding,
-    static_findings,
-)
+from reverse_etl_assets.source.connection import open_read_only_session
+from reverse_etl_assets.source.guards import Finding, database_findings, large_runs_finding
 from reverse_etl_assets.source.query import render_query
 
 
@@ -79,19 +72,6 @@ def preview_sync(
         preview.rejected = mapped.rejected
         preview.warnings = mapper.warnings
     return preview
-
-
-def database_findings(session: SourceSession, query: str, database: object) -> list[Finding]:
-    """Every guard that needs the database (plus the static one)."""
-    findings = static_findings(query)
-    incremental = incremental_finding(session, query, session.server_time())
-    if incremental:
-        findings.append(incremental)
-    if isinstance(database, MySQLDatabase):
-        grants = grants_finding(session, database.database)
-        if grants:
-            findings.append(grants)
-    return findings
 
 
 def _json_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,14 +8,13 @@ import time
 import dagster as dg
 
 from reverse_etl_assets.config.loading import LoadedConfig
-from reverse_etl_assets.config.models import MySQLDatabase, SyncConfig
-from reverse_etl_assets.defs.history import recent_runs
+from reverse_etl_assets.config.models import SyncConfig
+from reverse_etl_assets.defs.history import run_sizes
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.guards import (
     Finding,
-    grants_finding,
-    incremental_finding,
+    database_findings,
     large_runs_finding,
     static_findings,
 )
@@ -36,21 +35,17 @@ def check_spec(sync: SyncConfig) -> dg.AssetCheckSpec:
 def guards_check(
     instance: dg.DagsterInstance, config: LoadedConfig, sync: SyncConfig, destination: str, rows_read: int
 ) -> dg.AssetCheckResult:
-    findings = static_findings(sync.query)
     database = config.project.databases[sync.database]
     try:
         with open_read_only_session(sync.database, database) as session:
-            # The probe re-runs the query for a future time: only worth it when rows came back.
-            if rows_read:
-                incremental = incremental_finding(session, sync.query, session.server_time())
-                findings += [incremental] if incremental else []
-            if isinstance(database, MySQLDatabase):
-                grants = grants_finding(session, database.database)
-                findings += [grants] if grants else []
+            findings = database_findings(session, sync.query, database, probe=rows_read > 0)
     except SourceError as error:
-        findings.append(Finding("unchecked", f"the database guards could not run: {error}"))
+        findings = [
+            *static_findings(sync.query),
+            Finding("unchecked", f"the database guards could not run: {error}"),
+        ]
     # This run's materialization is not stored yet: it is counted here.
-    history = [(run.timestamp, run.rows_read) for run in recent_runs(instance, sync.name, destination)]
+    history = run_sizes(instance, sync.name, destination)
     large = large_runs_finding([(time.time(), rows_read), *history], sync.large_run_rows)
     findings += [large] if large else []
     return guards_result(findings)

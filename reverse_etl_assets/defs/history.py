@@ -33,3 +33,8 @@ def recent_runs(
                 )
             )
     return runs
+
+
+def run_sizes(instance: dg.DagsterInstance, sync_name: str, destination: str) -> list[tuple[float, int]]:
+    """(timestamp, rows read) of recent runs, newest first: what the large-runs guard looks at."""
+    return [(run.timestamp, run.rows_read) for run in recent_runs(instance, sync_name, destination)]

@@ -13,7 +13,7 @@ from pydantic import Field
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.config.models import SyncConfig
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
-from reverse_etl_assets.defs.history import recent_runs
+from reverse_etl_assets.defs.history import run_sizes
 from reverse_etl_assets.preview import SyncPreview, preview_sync
 
 MAX_CELL = 200
@@ -37,10 +37,7 @@ def build_preview_job(sync: SyncConfig, config: LoadedConfig) -> dg.JobDefinitio
                 f"{sync.name} has no destination {config.destination!r}: {', '.join(sync.destinations)}"
             )
         cursor = InstanceCursorStore(context.instance).read(sync.name, config.destination)
-        runs = [
-            (run.timestamp, run.rows_read)
-            for run in recent_runs(context.instance, sync.name, config.destination)
-        ]
+        runs = run_sizes(context.instance, sync.name, config.destination)
         result = preview_sync(
             loaded, sync.name, config.destination, cursor.last_sync_time, config.limit, runs
         )

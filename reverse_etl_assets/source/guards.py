@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from reverse_etl_assets.config.models import Database, MySQLDatabase
 from reverse_etl_assets.source.connection import SourceSession
 from reverse_etl_assets.source.query import LAST_SYNC_TIME, render_query, uses_last_sync_time
 
@@ -136,3 +137,18 @@ def _schema_matches(pattern: str, database: str) -> bool:
         else:
             regex += "." if char == "_" else ".*" if char == "%" else re.escape(char)
     return re.fullmatch(regex, database) is not None
+
+
+def database_findings(
+    session: SourceSession, query: str, database: Database, probe: bool = True
+) -> list[Finding]:
+    """Every guard: the static one and those that ask the database. `probe` re-runs the query for a
+    future time to see whether it is incremental (only worth it when it returns rows)."""
+    findings = static_findings(query)
+    if probe:
+        incremental = incremental_finding(session, query, session.server_time())
+        findings += [incremental] if incremental else []
+    if isinstance(database, MySQLDatabase):
+        grants = grants_finding(session, database.database)
+        findings += [grants] if grants else []
+    return findings
