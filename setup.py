@@ -25,13 +25,15 @@ setup(
         "tenacity>=9.1",
     ],
     extras_require={
-        # The fast path (`driver: mysqlclient`): a C driver; it compiles against libmariadb-dev
-        # (or libmysqlclient-dev) and pkg-config.
-        "fast": ["mysqlclient>=2.2"],
+        # The fast drivers. mysqlclient is C and compiles against libmariadb-dev (or
+        # libmysqlclient-dev) and pkg-config; ConnectorX (Rust, a binary wheel) reads rows straight
+        # into Arrow, without Python per row: what the fast path needs and nothing hand-written does.
+        "fast": ["mysqlclient>=2.2", "connectorx>=0.4.6,<0.5"],
         # The peers measured by bench/run_benchmarks.py.
         "bench": ["customerio-cdp-analytics>=1.1", "dlt[sql_database]>=1.31"],
         "dev": [
-            "mysqlclient>=2.2",  # the tests compare both drivers
+            "mysqlclient>=2.2",  # the tests compare every driver
+            "connectorx>=0.4.6,<0.5",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "jsonschema>=4.22",

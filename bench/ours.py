@@ -30,8 +30,9 @@ DEFAULT_BATCH_ROWS: int = SyncConfig.model_fields["batch_rows"].default
 COLUMN_TYPES = {"preferences": "json"}
 
 
-def _database(db: dict[str, Any]) -> MySQLDatabase:
+def _database(db: dict[str, Any], driver: str = "pymysql") -> MySQLDatabase:
     return MySQLDatabase(
+        driver=driver,
         host=db["host"],
         port=db["port"],
         database=db["database"],
@@ -41,11 +42,14 @@ def _database(db: dict[str, Any]) -> MySQLDatabase:
     )
 
 
-def extract(db: dict[str, Any], sql: str, batch_rows: int = DEFAULT_BATCH_ROWS) -> dict[str, Any]:
-    """(3) Our extraction alone: stream Arrow RecordBatches, count the rows, drop the batches."""
+def extract(
+    db: dict[str, Any], sql: str, batch_rows: int = DEFAULT_BATCH_ROWS, driver: str = "pymysql"
+) -> dict[str, Any]:
+    """(3) Our extraction alone, with one driver: stream Arrow RecordBatches, count the rows, drop
+    the batches."""
     rows = batches = 0
     watch = Stopwatch()
-    with watch, open_read_only_session(DATABASE_NAME, _database(db)) as session:
+    with watch, open_read_only_session(DATABASE_NAME, _database(db, driver)) as session:
         for batch in session.stream_batches(sql, batch_rows):
             rows += batch.num_rows
             batches += 1
@@ -197,5 +201,5 @@ def end_to_end(
 def end_to_end_fast(
     db: dict[str, Any], query_template: str, base_url: str, api_key_env: str, workdir: str
 ) -> dict[str, Any]:
-    """(5f) The same sync on the fast path: the database's `driver: mysqlclient`."""
-    return end_to_end(db, query_template, base_url, api_key_env, workdir, driver="mysqlclient")
+    """(5f) The same sync on the fast path: the database's `driver: connectorx`."""
+    return end_to_end(db, query_template, base_url, api_key_env, workdir, driver="connectorx")

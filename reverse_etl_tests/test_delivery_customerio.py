@@ -126,3 +126,19 @@ def test_a_server_error_fails_the_run_with_its_text_and_no_cursor(tmp_path, peop
     with pytest.raises(SyncRunFailed, match=r"answered 400: <html>bad request from a proxy") as raised:
         run_once(config_for(tmp_path, people, customerio), tmp_path)
     assert raised.value.result.next_last_sync_time is None
+
+
+def test_the_environments_proxy_settings_are_honoured(tmp_path, people, customerio, monkeypatch):
+    """HTTP(S)_PROXY and NO_PROXY are read once per run (not on every request), and still obeyed."""
+    people.execute("INSERT INTO people (id, email) VALUES (1, 'a@example.com')")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    config_path = config_for(tmp_path, people, customerio, retry_budget_seconds=1)
+    with pytest.raises(SyncRunFailed, match="connection failed"):
+        run_once(config_path, tmp_path)
+    assert customerio.accepted == []
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert run_once(config_path, tmp_path).stats.calls_sent == 1
+    assert [call["userId"] for call in customerio.accepted] == ["1"]

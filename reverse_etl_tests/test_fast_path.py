@@ -1,5 +1,6 @@
-"""The fast path (`driver: mysqlclient`) reads the same rows into the same Arrow batches as PyMySQL,
-so its payloads are identical, byte for byte, including every edge-case type."""
+"""The fast drivers (`mysqlclient`, `connectorx`) read the same rows into the same Arrow batches as
+PyMySQL, so their payloads are identical, byte for byte: mysqlclient for every edge-case type,
+connectorx for every type it can carry (the others are refused before a row is read)."""
 
 from __future__ import annotations
 
@@ -14,58 +15,160 @@ from reverse_etl_assets.config.models import MySQLDatabase
 from reverse_etl_assets.delivery.destinations import open_destination
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.source.type_mapping import JSON_COLUMN
 from reverse_etl_assets.sync_run import run_sync
-from reverse_etl_tests.conftest import ScratchDatabase, sync_entry, write_config
-from reverse_etl_tests.test_mapping_types import everything  # noqa: F401 (the fixture)
+from reverse_etl_tests.conftest import ScratchDatabase, admin_connection, sync_entry, write_config
+from reverse_etl_tests.test_mapping_types import TABLE, everything  # noqa: F401 (the fixture)
+
+TABLE_COLUMNS = [
+    "id",
+    "tiny",
+    "tiny_flag",
+    "small",
+    "medium",
+    "plain",
+    "big",
+    "ubig",
+    "dec65",
+    "money",
+    "f",
+    "d",
+    "day",
+    "moment",
+    "stamp",
+    "clock",
+    "yr",
+    "ch",
+    "vc",
+    "tx",
+    "empty",
+    "bn",
+    "vb",
+    "bl",
+    "js",
+    "en",
+    "st",
+    "bits",
+    "bit_flag",
+    "nothing",
+]
+assert all(f" {column} " in TABLE for column in TABLE_COLUMNS)
 
 QUERY = "SELECT id AS userId, e.* FROM everything e ORDER BY id"
-# MariaDB sends JSON columns as LONGTEXT; PyMySQL can trace them to their table, mysqlclient cannot,
-# so the sync declares it (as the docs tell mysqlclient users on MariaDB to do).
+# ConnectorX would change these values (a DECIMAL's 30 places, a FLOAT's digits, a TIME beyond a
+# day): it is refused them (test_connectorx_refuses_what_it_would_change); every other column.
+CONNECTORX_REFUSED = ("dec65", "f", "clock")
+CONNECTORX_QUERY = (
+    "SELECT id AS userId, "
+    + ", ".join(c for c in TABLE_COLUMNS if c not in CONNECTORX_REFUSED)
+    + " FROM everything e ORDER BY id"
+)
+QUERIES = {"mysqlclient": QUERY, "connectorx": CONNECTORX_QUERY}
+# MariaDB sends JSON columns as LONGTEXT; PyMySQL can trace them to their table, the fast drivers
+# cannot, so the sync declares it (as the docs tell their users on MariaDB to do).
 COLUMN_TYPES = {"js": "json"}
 
 
-def payloads(tmp_path: Path, db: ScratchDatabase, driver: str, time_zone: str) -> list[bytes]:
-    out = tmp_path / driver
+def payloads(tmp_path: Path, db: ScratchDatabase, driver: str, time_zone: str, query: str) -> list[bytes]:
+    out = tmp_path / f"{driver}-{len(query)}"
     config = load_config(
         write_config(
             tmp_path / f"{driver}.yaml",
             {
                 "databases": {"app_db": db.config(driver=driver, time_zone=time_zone)},
                 "destinations": {"dry_run": {"kind": "outbox", "path": str(out)}},
-                "syncs": [sync_entry("everything", QUERY, ["dry_run"], column_types=COLUMN_TYPES)],
+                "syncs": [sync_entry("everything", query, ["dry_run"], column_types=COLUMN_TYPES)],
             },
         )
     )
     with closing(
-        open_destination("dry_run", config.project.destinations["dry_run"], "everything", tmp_path)
+        open_destination("dry_run", config.project.destinations["dry_run"], "everything", out.parent)
     ) as sender:
         result = run_sync(config, "everything", "dry_run", 0, sender)
     assert result.stats.rows_rejected == 0, result.rejected_sample
     return (out / "everything.jsonl").read_bytes().splitlines()
 
 
+@pytest.mark.parametrize("driver", ["mysqlclient", "connectorx"])
 @pytest.mark.parametrize("time_zone", ["+00:00", "-05:30"])
-def test_both_drivers_send_identical_payloads(tmp_path, everything, time_zone):  # noqa: F811
-    default = payloads(tmp_path, everything, "pymysql", time_zone)
-    fast = payloads(tmp_path, everything, "mysqlclient", time_zone)
+def test_the_fast_drivers_send_identical_payloads(tmp_path, everything, driver, time_zone):  # noqa: F811
+    default = payloads(tmp_path, everything, "pymysql", time_zone, QUERIES[driver])
+    fast = payloads(tmp_path, everything, driver, time_zone, QUERIES[driver])
     assert len(default) == 2
+    assert b'"moment":"2026-02-28T' in default[0] and b'"ubig":18446744073709551615' in default[0]
     assert fast == default
 
 
-def test_both_drivers_build_the_same_arrow_batches(everything):  # noqa: F811
-    def batches(driver: str) -> pa.Table:
-        config = MySQLDatabase.model_validate(everything.config(driver=driver))
+@pytest.mark.parametrize("driver", ["mysqlclient", "connectorx"])
+def test_the_fast_drivers_build_the_same_arrow_batches(everything, driver):  # noqa: F811
+    def batches(reader: str) -> pa.Table:
+        config = MySQLDatabase.model_validate(everything.config(driver=reader))
         with open_read_only_session("app_db", config) as session:
-            return pa.Table.from_batches(list(session.stream_batches(QUERY, 10)))
+            return pa.Table.from_batches(list(session.stream_batches(QUERIES[driver], 10)))
 
-    default, fast = batches("pymysql"), batches("mysqlclient")
+    default, fast = batches("pymysql"), batches(driver)
     assert fast.column_names == default.column_names
     for name in default.column_names:
-        if name == "js":  # PyMySQL traced it to a JSON column; mysqlclient leaves it to column_types
+        if name == "js":  # PyMySQL traced it to a JSON column; the fast drivers leave it to column_types
             assert default.column(name).to_pylist() == fast.column(name).to_pylist()
             continue
         assert fast.schema.field(name).type == default.schema.field(name).type, name
         assert fast.column(name).to_pylist() == default.column(name).to_pylist(), name
+
+
+def test_connectorx_refuses_what_it_would_change(everything):  # noqa: F811
+    config = MySQLDatabase.model_validate(everything.config(driver="connectorx"))
+    with open_read_only_session("app_db", config) as session:
+        with pytest.raises(SourceError) as refused:
+            next(session.stream_batches(QUERY, 10))
+    message = str(refused.value)
+    assert message.startswith("database 'app_db': driver connectorx cannot read every column")
+    for column in CONNECTORX_REFUSED:
+        assert f"{column!r} is" in message, column
+    assert "'money'" not in message and "CAST it AS CHAR" in message and "driver pymysql" in message
+
+
+@pytest.mark.parametrize("ends_in_limit", [False, True])
+def test_connectorx_traces_mariadb_json_columns_unless_the_query_ends_in_limit(everything, ends_in_limit):  # noqa: F811
+    """The columns are described by the query itself (sql_select_limit = 0), which says where each
+    comes from; a query with its own LIMIT is described as a derived table, which does not."""
+    config = MySQLDatabase.model_validate(everything.config(driver="connectorx"))
+    query = "SELECT id AS userId, js FROM everything" + (" LIMIT 5" if ends_in_limit else "")
+    with open_read_only_session("app_db", config) as session:
+        batches = list(session.stream_batches(query, 10))
+        # The session's own limit is back to its default: nothing else it runs is cut short.
+        assert session.returns_rows("SELECT id FROM everything")
+    metadata = batches[0].schema.field("js").metadata
+    assert (JSON_COLUMN in metadata) is not ends_in_limit
+    assert sum(batch.num_rows for batch in batches) == 2
+
+
+def test_connectorx_names_a_zero_date(mysql_db):
+    mysql_db.execute("CREATE TABLE zeroes (id INT, day DATE)")
+    with admin_connection(mysql_db.name) as connection, connection.cursor() as cursor:
+        cursor.execute("SET SESSION sql_mode = ''")  # servers refuse zero dates by default
+        cursor.execute("INSERT INTO zeroes VALUES (1, '2026-01-01'), (2, '0000-00-00')")
+    config = MySQLDatabase.model_validate(mysql_db.config(driver="connectorx"))
+    with open_read_only_session("app_db", config) as session:
+        with pytest.raises(SourceError, match=r"zero dates.*NULLIF"):
+            list(session.stream_batches("SELECT id AS userId, day FROM zeroes", 10))
+
+
+def test_connectorx_reads_in_a_read_only_session_in_the_databases_time_zone(mysql_db):
+    config = MySQLDatabase.model_validate(mysql_db.config(driver="connectorx", time_zone="-05:30"))
+    with open_read_only_session("app_db", config) as session:
+        (batch,) = session.stream_batches(
+            "SELECT @@session.time_zone AS tz, @@session.tx_read_only AS ro, "
+            "@@session.net_write_timeout AS net_write_timeout",
+            10,
+        )
+    assert batch.to_pylist() == [{"tz": "-05:30", "ro": 1, "net_write_timeout": 3600}]
+
+
+def test_connectorx_asks_for_tls_to_be_off():
+    with pytest.raises(ValueError, match="driver connectorx cannot use TLS"):
+        MySQLDatabase(host="db", database="app", user="u", driver="connectorx")
+    MySQLDatabase(host="db", database="app", user="u", driver="connectorx", ssl={"mode": "disabled"})
 
 
 def test_required_tls_is_checked_not_trusted(everything):  # noqa: F811

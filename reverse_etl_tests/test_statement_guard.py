@@ -13,7 +13,7 @@ import pymysql
 import pytest
 
 from reverse_etl_assets.source.query import render_query
-from reverse_etl_assets.source.statement_guard import QueryRefused, check_read_only
+from reverse_etl_assets.source.statement_guard import QueryRefused, check_read_only, has_top_level_limit
 
 MYSQL_HOST = os.environ.get("REVERSE_ETL_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("REVERSE_ETL_TEST_MYSQL_PORT", "3306"))
@@ -315,3 +315,24 @@ def test_mariadb_runs_every_accepted_query_as_a_read():
                 cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "limited"),
+    [
+        ("SELECT id FROM users", False),
+        ("SELECT id FROM users ORDER BY id LIMIT 10", True),
+        ("SELECT id FROM users LIMIT 10;", True),
+        ("select id from users limit 5 offset 10", True),
+        ("SELECT id FROM (SELECT id FROM users LIMIT 10) AS recent", False),
+        ("WITH recent AS (SELECT id FROM users LIMIT 10) SELECT id FROM recent", False),
+        ("SELECT id FROM users WHERE id IN (SELECT id FROM vip) LIMIT 3", True),
+        ("SELECT 'LIMIT 3' AS note, `limit` FROM users -- LIMIT 3", False),
+        ("SELECT id FROM users /* LIMIT 3 */", False),
+        ("SELECT 'it\\'s' AS a, id FROM users LIMIT 2", True),
+    ],
+)
+def test_a_top_level_limit_is_found_and_nothing_else(query, limited):
+    """driver connectorx describes a query by running it with sql_select_limit = 0, which its own
+    LIMIT would override: such queries are described another way."""
+    assert has_top_level_limit(query) is limited

@@ -66,9 +66,9 @@ class MySQLDatabase(StrictModel):
     """A MySQL 5.7+/8.x or MariaDB server, read through SQLAlchemy and PyMySQL."""
 
     kind: Literal["mysql"] = "mysql"
-    # pymysql (pure Python, the default) or mysqlclient (a C driver: the fast path; needs the
-    # `fast` extra). Both give the same rows and payloads.
-    driver: Literal["pymysql", "mysqlclient"] = "pymysql"
+    # pymysql (pure Python, the default), mysqlclient (a C driver) or connectorx (Rust, straight
+    # into Arrow: the fast path). The last two need the `fast` extra. All give the same payloads.
+    driver: Literal["pymysql", "mysqlclient", "connectorx"] = "pymysql"
     host: str
     port: int = Field(default=3306, ge=1, le=65535)
     database: str
@@ -90,6 +90,16 @@ class MySQLDatabase(StrictModel):
     @classmethod
     def _time_zone(cls, value: str) -> str:
         return check_time_zone(value)
+
+    @model_validator(mode="after")
+    def _connectorx_without_tls(self) -> MySQLDatabase:
+        if self.driver == "connectorx" and self.ssl.mode != "disabled":
+            raise ValueError(
+                "driver connectorx cannot use TLS here (it would not verify the server against ssl.ca): "
+                "set ssl: {mode: disabled} where the network is trusted (the same host, a private "
+                "network, an SSH tunnel), or use driver mysqlclient, which supports every ssl.mode"
+            )
+        return self
 
 
 class SQLiteDatabase(StrictModel):

@@ -92,6 +92,10 @@ class HttpTransport:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            # The environment's proxies (HTTPS_PROXY, NO_PROXY), read once: with trust_env, requests
+            # reads the whole environment and ~/.netrc on every request, a third of its CPU here.
+            session.proxies = requests.utils.get_environ_proxies(self.url)
+            session.trust_env = False
             session.auth = self.settings.auth
             session.headers.update(
                 {

@@ -296,7 +296,7 @@ class CallMapper:
         call_type = self.options.call_type
         if call_type in ("track", "page", "screen"):
             return pc.binary_join_element_wise("event:", message_ids, "").to_pylist()
-        empty = pa.array([""] * columns.rows)
+        empty = pa.array([""] * columns.rows, pa.string())
 
         def text(*path: str) -> pa.Array:
             found = columns.text(path)

@@ -6,7 +6,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,11 +15,13 @@ from sqlalchemy.pool import NullPool
 
 from reverse_etl_assets.config.models import Database, MySQLDatabase, SQLiteDatabase
 from reverse_etl_assets.source.arrow_batches import rows_to_record_batch
-from reverse_etl_assets.source.drivers import mysql_engine
+from reverse_etl_assets.source.connectorx_reader import connectorx_url, stream_connectorx_batches
+from reverse_etl_assets.source.drivers import database_password, mysql_engine
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.json_columns import mark_json_columns
+from reverse_etl_assets.source.statement_guard import has_top_level_limit
 from reverse_etl_assets.source.tls import REQUIRES_TLS, tls_error_hints
-from reverse_etl_assets.source.type_mapping import describe_columns
+from reverse_etl_assets.source.type_mapping import ColumnInfo, describe_columns
 
 # While delivery backs off, we stop reading and the server waits to write: let it wait an hour
 # rather than drop the connection after its 60-second default.
@@ -35,6 +37,8 @@ class SourceSession:
     connection: sa.Connection
     time_zone: str
     server_time_sql: str
+    setup: list[str] = field(default_factory=list)  # the session's settings, as SQL
+    connectorx_url: str | None = None  # driver connectorx: it reads the rows, set up as we are
     abandoned: bool = False
 
     def server_time(self) -> int:
@@ -47,6 +51,9 @@ class SourceSession:
 
         Memory holds one batch at a time, whatever the size of the result.
         """
+        if self.connectorx_url is not None:
+            yield from self._stream_connectorx(sql, batch_rows)
+            return
         with _errors(self.database_name, "running the query"):
             # no_parameters: the SQL goes to the driver as written, so `LIKE 'a%'` needs no escaping.
             options = {"stream_results": True, "no_parameters": True}
@@ -63,6 +70,39 @@ class SourceSession:
                     result.close()
                 else:
                     self.abandon(result.cursor)
+
+    def _stream_connectorx(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        assert self.connectorx_url is not None
+        with _errors(self.database_name, "describing the query's columns"):
+            columns = self._describe(sql)
+        _check_unique_names([c.name for c in columns])
+        try:
+            yield from stream_connectorx_batches(
+                self.connectorx_url, sql, columns, self.setup, self.time_zone, batch_rows
+            )
+        except SourceError as error:
+            raise SourceError(f"database {self.database_name!r}: {error}") from None
+
+    def _describe(self, sql: str) -> list[ColumnInfo]:
+        """The query's columns, without reading a row.
+
+        With sql_select_limit at 0 the server describes the query itself, where each column can be
+        traced to its table (MariaDB's JSON columns are found that way). A query that ends in its
+        own LIMIT would still return rows: it is described as a derived table, which hides where
+        its columns come from (as with mysqlclient, declare JSON columns in column_types).
+        """
+        if has_top_level_limit(sql):
+            described = self._execute(f"SELECT * FROM (\n{sql.rstrip().rstrip(';')}\n) AS described LIMIT 0")
+            columns = describe_columns(described.cursor)
+        else:
+            self._execute("SET SESSION sql_select_limit = 0")
+            try:
+                described = self._execute(sql)
+            finally:
+                self._execute("SET SESSION sql_select_limit = DEFAULT")
+            columns = mark_json_columns(self.engine, describe_columns(described.cursor))
+        described.close()
+        return columns
 
     def count_rows(self, sql: str) -> int:
         """How many rows `sql` returns, counted by the server."""
@@ -90,8 +130,10 @@ class SourceSession:
         self.connection.invalidate()
 
     def _scalar(self, sql: str) -> object:
-        options = {"no_parameters": True}
-        return self.connection.execution_options(**options).exec_driver_sql(sql).scalar()
+        return self._execute(sql).scalar()
+
+    def _execute(self, sql: str) -> sa.CursorResult:
+        return self.connection.execution_options(no_parameters=True).exec_driver_sql(sql)
 
 
 @contextmanager
@@ -109,8 +151,10 @@ def open_read_only_session(name: str, database: Database) -> Iterator[SourceSess
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         with connection:
             with _errors(name, "starting a read-only transaction"):
-                _begin_read_only(connection, database)
-            session = SourceSession(name, engine, connection, database.time_zone, server_time_sql)
+                setup = _begin_read_only(connection, database)
+            session = SourceSession(name, engine, connection, database.time_zone, server_time_sql, setup)
+            if isinstance(database, MySQLDatabase) and database.driver == "connectorx":
+                session.connectorx_url = connectorx_url(database, database_password(name, database))
             yield session
             if not session.abandoned:
                 with _errors(name, "ending the read-only transaction"):
@@ -119,12 +163,19 @@ def open_read_only_session(name: str, database: Database) -> Iterator[SourceSess
         engine.dispose()
 
 
-def _begin_read_only(connection: sa.Connection, database: Database) -> None:
+def _begin_read_only(connection: sa.Connection, database: Database) -> list[str]:
+    """Set the session up and start a read-only transaction; return the session's settings, as
+    SQL, for a second connection (ConnectorX's) to read the same way."""
     if isinstance(database, MySQLDatabase):
-        connection.exec_driver_sql("SET time_zone = %s", (database.time_zone,))
-        connection.exec_driver_sql(f"SET SESSION net_write_timeout = {_NET_WRITE_TIMEOUT_SECONDS}")
+        setup = [
+            "SET NAMES utf8mb4",
+            f"SET time_zone = '{database.time_zone}'",  # checked: an offset or a zone name
+            f"SET SESSION net_write_timeout = {_NET_WRITE_TIMEOUT_SECONDS}",
+        ]
         if database.statement_timeout_seconds is not None:
-            _set_statement_timeout(connection, database.statement_timeout_seconds)
+            setup.append(_statement_timeout(connection, database.statement_timeout_seconds))
+        for statement in setup:
+            connection.exec_driver_sql(statement)
         if database.ssl.mode in REQUIRES_TLS:
             # Some client libraries let REQUIRED fall back to plain text: check, do not trust.
             cipher = connection.exec_driver_sql("SHOW SESSION STATUS LIKE 'Ssl_cipher'").one()[1]
@@ -135,17 +186,18 @@ def _begin_read_only(connection: sa.Connection, database: Database) -> None:
                 )
         # Any write in this transaction fails, whatever the user's grants.
         connection.exec_driver_sql("START TRANSACTION READ ONLY")
-    else:
-        connection.exec_driver_sql("PRAGMA query_only = ON")
-        connection.exec_driver_sql("BEGIN")
+        # ConnectorX's statements each run in a transaction of their own: read-only too.
+        return [*setup, "SET SESSION TRANSACTION READ ONLY"]
+    connection.exec_driver_sql("PRAGMA query_only = ON")
+    connection.exec_driver_sql("BEGIN")
+    return []
 
 
-def _set_statement_timeout(connection: sa.Connection, seconds: float) -> None:
+def _statement_timeout(connection: sa.Connection, seconds: float) -> str:
     version = str(connection.exec_driver_sql("SELECT VERSION()").scalar_one())
     if "mariadb" in version.lower():
-        connection.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:f}")
-    else:  # MySQL 5.7.8+: milliseconds, for SELECT statements
-        connection.exec_driver_sql(f"SET SESSION max_execution_time = {round(seconds * 1000)}")
+        return f"SET SESSION max_statement_time = {seconds:f}"
+    return f"SET SESSION max_execution_time = {round(seconds * 1000)}"  # MySQL 5.7.8+: milliseconds
 
 
 def _sqlite_engine(path: Path, name: str) -> sa.Engine:

@@ -1,4 +1,5 @@
-"""The MySQL drivers: PyMySQL (pure Python, the default) and mysqlclient (C, the fast path).
+"""The MySQL drivers: PyMySQL (pure Python, the default) and mysqlclient (C); connectorx_reader.py
+has the third, ConnectorX.
 
 Both are asked for the server's raw text rather than Python objects (arrow_batches.py parses the
 text a column at a time), and both get the same time-outs and TLS settings.
@@ -19,15 +20,21 @@ from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.tls import mysqlclient_tls_args, pymysql_tls_args
 
 
+def database_password(name: str, database: MySQLDatabase) -> str | None:
+    if not database.password_env:
+        return None
+    password = os.environ.get(database.password_env)
+    if password is None:
+        raise SourceError(
+            f"database {name!r}: the environment variable {database.password_env} (password_env) is not set"
+        )
+    return password
+
+
 def mysql_engine(name: str, database: MySQLDatabase) -> sa.Engine:
-    password = None
-    if database.password_env:
-        password = os.environ.get(database.password_env)
-        if password is None:
-            raise SourceError(
-                f"database {name!r}: the environment variable {database.password_env} "
-                "(password_env) is not set"
-            )
+    """The session's engine. For `driver: connectorx` it is PyMySQL's: it sets the session up, reads
+    the clock and describes the query; ConnectorX reads the rows on a connection of its own."""
+    password = database_password(name, database)
     dialect = "mysql+mysqldb" if database.driver == "mysqlclient" else "mysql+pymysql"
     url = URL.create(
         dialect,

@@ -98,6 +98,23 @@ def check_read_only(query: str) -> None:
             ) from None
 
 
+def has_top_level_limit(sql: str) -> bool:
+    """Does the statement itself end in LIMIT (rather than only its subqueries)? Under either reading
+    of backslashes, so that a doubt answers yes."""
+    for backslash_escapes in (True, False):
+        depth = 0
+        try:
+            tokens = _tokens(sql, backslash_escapes=backslash_escapes)
+        except QueryRefused:
+            return True
+        for token in tokens:
+            if token.kind == "punct":
+                depth += {"(": 1, ")": -1}.get(token.text, 0)
+            elif depth == 0 and token.keyword == "LIMIT":
+                return True
+    return False
+
+
 def _tokens(sql: str, *, backslash_escapes: bool) -> list[_Token]:
     """Every token of `sql`. Something never closed is an error when backslashes escape (the usual
     mode); in the other reading the tokens stop there, as the server would reject the rest."""

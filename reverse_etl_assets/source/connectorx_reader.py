@@ -1,0 +1,132 @@
+"""`driver: connectorx`: ConnectorX (Rust) reads the query's rows straight into Arrow.
+
+No Python runs per row or per value: the fastest way we have to read MySQL. ConnectorX picks its
+own Arrow types, so each column is then cast to the type `declared_arrow_type` gives the other
+drivers, from the columns the server describes (the query run with `LIMIT 0` on our read-only
+session). Types ConnectorX cannot carry without changing a value are refused before the query
+runs, naming the column and the fix; the rest give the same batches, and payloads, as PyMySQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pymysql.constants import FIELD_TYPE
+
+from reverse_etl_assets.config.models import MySQLDatabase
+from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.source.type_mapping import ColumnInfo, arrow_field, declared_arrow_type
+
+# rust_decimal holds 28 digits, and ConnectorX rescales every DECIMAL to 10 places.
+_MAX_DECIMAL_DIGITS, _MAX_DECIMAL_SCALE = 28, 10
+_ZERO_DATE_HINT = (
+    "driver connectorx cannot read zero dates ('0000-00-00'): use NULLIF(column, '0000-00-00') "
+    "in the query, or driver pymysql or mysqlclient"
+)
+
+
+def unreadable_columns(columns: list[ColumnInfo]) -> list[str]:
+    """What ConnectorX would change or fail on, one line per column, with the fix."""
+    problems = []
+    for column in columns:
+        code = column.type_code
+        if code in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL):
+            digits = column.length - (1 if column.scale else 0) - (0 if column.unsigned else 1)
+            if digits > _MAX_DECIMAL_DIGITS or column.scale > _MAX_DECIMAL_SCALE:
+                problems.append(
+                    f"{column.name!r} is DECIMAL with {digits} digits, {column.scale} after the point "
+                    f"(at most {_MAX_DECIMAL_DIGITS} and {_MAX_DECIMAL_SCALE}): CAST it AS CHAR"
+                )
+        elif code == FIELD_TYPE.FLOAT:
+            problems.append(f"{column.name!r} is FLOAT, which would gain digits (0.1 → 0.100000001): "
+                            "CAST it AS DOUBLE")  # fmt: skip
+        elif code == FIELD_TYPE.TIME:
+            problems.append(f"{column.name!r} is TIME (ConnectorX reads only 00:00 to 23:59): "
+                            "CAST it AS CHAR")  # fmt: skip
+        elif code == FIELD_TYPE.GEOMETRY:
+            problems.append(f"{column.name!r} is a GEOMETRY: select ST_AsText({column.name}) instead")
+    return problems
+
+
+def connectorx_url(database: MySQLDatabase, password: str | None) -> str:
+    credentials = quote(database.user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    timeout_ms = round(database.connect_timeout_seconds * 1000)
+    return (
+        f"mysql://{credentials}@{database.host}:{database.port}/{quote(database.database, safe='')}"
+        f"?ssl-mode=disabled&tcp_connect_timeout_ms={timeout_ms}"
+    )
+
+
+def stream_connectorx_batches(
+    url: str,
+    sql: str,
+    columns: list[ColumnInfo],
+    session_setup: list[str],
+    time_zone: str,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """Run `sql` on a connection of ConnectorX's own, set up like ours (`session_setup`)."""
+    try:
+        import connectorx
+    except ImportError:
+        raise SourceError(
+            "driver connectorx needs the connectorx package: pip install 'reverse-etl[fast]'"
+        ) from None
+
+    problems = unreadable_columns(columns)
+    if problems:
+        raise SourceError("driver connectorx cannot read every column: " + "; ".join(problems)
+                          + " (or use driver pymysql or mysqlclient, which read every type)")  # fmt: skip
+    types = [declared_arrow_type(column, time_zone) for column in columns]
+    schema = pa.schema([arrow_field(c, t or pa.null()) for c, t in zip(columns, types, strict=True)])
+    try:
+        reader = connectorx.read_sql(
+            url,
+            sql,
+            return_type="arrow_stream",
+            batch_size=batch_rows,
+            pre_execution_query=session_setup,
+        )
+        for batch in reader:
+            if batch.num_rows:  # ConnectorX ends with an empty batch
+                yield _conform(batch, columns, types, schema)
+    except SourceError:
+        raise
+    except BaseException as error:  # ConnectorX raises RuntimeError, and PanicException on bad values
+        if type(error).__name__ != "PanicException" and not isinstance(error, RuntimeError):
+            raise
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "'0000-" in message or "-00'" in message:
+            message += f" ({_ZERO_DATE_HINT})"
+        raise SourceError(f"driver connectorx: {message}") from None
+
+
+def _conform(
+    batch: pa.RecordBatch, columns: list[ColumnInfo], types: list[pa.DataType | None], schema: pa.Schema
+) -> pa.RecordBatch:
+    """ConnectorX's types → ours: the same Arrow types, and so the same payloads, as PyMySQL's."""
+    arrays = []
+    fields = []
+    for index, (column, declared) in enumerate(zip(columns, types, strict=True)):
+        array = batch.column(index)
+        if pa.types.is_large_binary(array.type):
+            array = array.cast(pa.binary())
+        elif pa.types.is_large_string(array.type):
+            array = array.cast(pa.string())
+        if declared is None:
+            if column.is_text_type and column.binary is False and pa.types.is_binary(array.type):
+                array = array.cast(pa.string())
+            elif pa.types.is_null(array.type):
+                array = pa.nulls(len(array), pa.binary() if column.binary else pa.string())
+        elif pa.types.is_timestamp(declared) and array.type.tz is None:
+            # Wall-clock times in the session's zone, as for the other drivers.
+            naive = array.cast(pa.timestamp(declared.unit))
+            array = pc.assume_timezone(naive, declared.tz, ambiguous="earliest", nonexistent="latest")
+        elif array.type != declared:
+            array = array.cast(declared)
+        arrays.append(array)
+        fields.append(arrow_field(column, array.type) if declared is None else schema.field(index))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
