@@ -143,6 +143,32 @@ def test_connectorx_traces_mariadb_json_columns_unless_the_query_ends_in_limit(e
     assert sum(batch.num_rows for batch in batches) == 2
 
 
+def test_connectorx_reads_the_decimals_it_can_exactly_and_refuses_the_others(mysql_db):
+    mysql_db.execute(
+        "CREATE TABLE decimals (id INT, wide_fraction DECIMAL(28,10), cents DECIMAL(20,2), "
+        "whole DECIMAL(18,0), too_long DECIMAL(19,0), too_wide DECIMAL(28,2))"
+    )
+    mysql_db.execute(
+        "INSERT INTO decimals VALUES (1, 999999999999999999.9999999999, -999999999999999999.99, "
+        "999999999999999999, 9999999999999999999, 99999999999999999999999999.99), (2, 0, 0.01, 0, 0, 0)"
+    )
+    readable = "SELECT id AS userId, wide_fraction, cents, whole FROM decimals ORDER BY id"
+
+    def batches(driver: str, query: str) -> pa.Table:
+        config = MySQLDatabase.model_validate(mysql_db.config(driver=driver))
+        with open_read_only_session("app_db", config) as session:
+            return pa.Table.from_batches(list(session.stream_batches(query, 10)))
+
+    fast, default = batches("connectorx", readable), batches("pymysql", readable)
+    assert fast.schema == default.schema and fast.to_pylist() == default.to_pylist()
+    assert str(fast.column("wide_fraction")[0]) == "999999999999999999.9999999999"
+    with pytest.raises(SourceError) as refused:
+        batches("connectorx", "SELECT * FROM decimals")
+    message = str(refused.value)
+    assert "'too_long' is DECIMAL(19,0)" in message and "'too_wide' is DECIMAL(28,2)" in message
+    assert "'cents'" not in message and "'whole'" not in message
+
+
 def test_connectorx_names_a_zero_date(mysql_db):
     mysql_db.execute("CREATE TABLE zeroes (id INT, day DATE)")
     with admin_connection(mysql_db.name) as connection, connection.cursor() as cursor:

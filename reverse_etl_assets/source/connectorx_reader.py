@@ -2,9 +2,9 @@
 
 No Python runs per row or per value: the fastest way we have to read MySQL. ConnectorX picks its
 own Arrow types, so each column is then cast to the type `declared_arrow_type` gives the other
-drivers, from the columns the server describes (the query run with `LIMIT 0` on our read-only
-session). Types ConnectorX cannot carry without changing a value are refused before the query
-runs, naming the column and the fix; the rest give the same batches, and payloads, as PyMySQL.
+drivers, from the columns the server describes on our read-only session (`SourceSession._describe`).
+Types ConnectorX cannot carry without changing a value are refused before the query runs, naming
+the column and the fix; the rest give the same batches, and payloads, as PyMySQL.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from reverse_etl_assets.config.models import MySQLDatabase
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.type_mapping import ColumnInfo, arrow_field, declared_arrow_type
 
-# rust_decimal holds 28 digits, and ConnectorX rescales every DECIMAL to 10 places.
-_MAX_DECIMAL_DIGITS, _MAX_DECIMAL_SCALE = 28, 10
+# ConnectorX rescales every DECIMAL to 10 places in rust_decimal, which holds 28 digits: 18 are left
+# before the point (it fails on more, mid-run).
+_MAX_INTEGER_DIGITS, _MAX_DECIMAL_SCALE = 18, 10
 _ZERO_DATE_HINT = (
     "driver connectorx cannot read zero dates ('0000-00-00'): use NULLIF(column, '0000-00-00') "
     "in the query, or driver pymysql or mysqlclient"
@@ -34,11 +35,12 @@ def unreadable_columns(columns: list[ColumnInfo]) -> list[str]:
     for column in columns:
         code = column.type_code
         if code in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL):
+            # The length counts the digits, the point and the sign.
             digits = column.length - (1 if column.scale else 0) - (0 if column.unsigned else 1)
-            if digits > _MAX_DECIMAL_DIGITS or column.scale > _MAX_DECIMAL_SCALE:
+            if digits - column.scale > _MAX_INTEGER_DIGITS or column.scale > _MAX_DECIMAL_SCALE:
                 problems.append(
-                    f"{column.name!r} is DECIMAL with {digits} digits, {column.scale} after the point "
-                    f"(at most {_MAX_DECIMAL_DIGITS} and {_MAX_DECIMAL_SCALE}): CAST it AS CHAR"
+                    f"{column.name!r} is DECIMAL({digits},{column.scale}) (at most {_MAX_INTEGER_DIGITS} "
+                    f"digits before the point and {_MAX_DECIMAL_SCALE} after): CAST it AS CHAR"
                 )
         elif code == FIELD_TYPE.FLOAT:
             problems.append(f"{column.name!r} is FLOAT, which would gain digits (0.1 → 0.100000001): "
