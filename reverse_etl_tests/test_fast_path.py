@@ -4,6 +4,7 @@ connectorx for every type it can carry (the others are refused before a row is r
 
 from __future__ import annotations
 
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pytest
 from reverse_etl_assets.config.loading import load_config
 from reverse_etl_assets.config.models import MySQLDatabase
 from reverse_etl_assets.delivery.destinations import open_destination
+from reverse_etl_assets.source.backpressure_relay import BackpressureRelay
 from reverse_etl_assets.source.connection import open_read_only_session
+from reverse_etl_assets.source.connectorx_reader import ConnectorXSource
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.type_mapping import JSON_COLUMN
 from reverse_etl_assets.sync_run import run_sync
@@ -204,3 +207,33 @@ def test_required_tls_is_checked_not_trusted(everything):  # noqa: F811
         with pytest.raises(SourceError, match=r"(not encrypted|SSL is required|TLS/SSL)"):
             with open_read_only_session("app_db", config):
                 pass
+
+
+def test_connectorx_reads_no_further_than_the_batches_taken(mysql_db):
+    """ConnectorX's own stream reads ahead without bound; through the relay, paused while the caller
+    holds a batch, the rows stay on the server however slowly they are taken."""
+    import connectorx
+
+    mysql_db.execute("CREATE TABLE wide (id INT PRIMARY KEY, filler VARCHAR(255))")
+    mysql_db.execute(
+        "INSERT INTO wide SELECT seq, REPEAT('x', 250) FROM seq_1_to_200000"  # about 52 MB to send
+    )
+    config = MySQLDatabase.model_validate(mysql_db.config(driver="connectorx"))
+    relay = BackpressureRelay(config.host, config.port, connect_timeout=5)
+    try:
+        url = ConnectorXSource(config).url("127.0.0.1", relay.port)
+        batches = iter(
+            connectorx.read_sql(url, "SELECT * FROM wide", return_type="arrow_stream", batch_size=1000)
+        )
+        first = next(batches)
+        relay.pause()
+        time.sleep(0.5)
+        paused_at = relay.bytes_from_server
+        time.sleep(1.0)
+        assert relay.bytes_from_server == paused_at  # nothing more while paused
+        assert paused_at < 16_000_000  # the socket buffers' worth, not the 52 MB result
+        relay.resume()
+        assert first.num_rows + sum(batch.num_rows for batch in batches) == 200_000
+        assert relay.bytes_from_server > 50_000_000
+    finally:
+        relay.close()

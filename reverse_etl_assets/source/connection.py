@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from reverse_etl_assets.config.models import Database, MySQLDatabase, SQLiteDatabase
 from reverse_etl_assets.source.arrow_batches import rows_to_record_batch
-from reverse_etl_assets.source.connectorx_reader import connectorx_url, stream_connectorx_batches
+from reverse_etl_assets.source.connectorx_reader import ConnectorXSource, stream_connectorx_batches
 from reverse_etl_assets.source.drivers import database_password, mysql_engine
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.json_columns import mark_json_columns
@@ -38,7 +38,7 @@ class SourceSession:
     time_zone: str
     server_time_sql: str
     setup: list[str] = field(default_factory=list)  # the session's settings, as SQL
-    connectorx_url: str | None = None  # driver connectorx: it reads the rows, set up as we are
+    connectorx: ConnectorXSource | None = None  # driver connectorx: it reads the rows, set up as we are
     abandoned: bool = False
 
     def server_time(self) -> int:
@@ -51,8 +51,8 @@ class SourceSession:
 
         Memory holds one batch at a time, whatever the size of the result.
         """
-        if self.connectorx_url is not None:
-            yield from self._stream_connectorx(sql, batch_rows)
+        if self.connectorx is not None:
+            yield from self._stream_connectorx(self.connectorx, sql, batch_rows)
             return
         with _errors(self.database_name, "running the query"):
             # no_parameters: the SQL goes to the driver as written, so `LIKE 'a%'` needs no escaping.
@@ -71,15 +71,14 @@ class SourceSession:
                 else:
                     self.abandon(result.cursor)
 
-    def _stream_connectorx(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        assert self.connectorx_url is not None
+    def _stream_connectorx(
+        self, source: ConnectorXSource, sql: str, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
         with _errors(self.database_name, "describing the query's columns"):
             columns = self._describe(sql)
         _check_unique_names([c.name for c in columns])
         try:
-            yield from stream_connectorx_batches(
-                self.connectorx_url, sql, columns, self.setup, self.time_zone, batch_rows
-            )
+            yield from stream_connectorx_batches(source, sql, columns, self.setup, self.time_zone, batch_rows)
         except SourceError as error:
             raise SourceError(f"database {self.database_name!r}: {error}") from None
 
@@ -154,7 +153,7 @@ def open_read_only_session(name: str, database: Database) -> Iterator[SourceSess
                 setup = _begin_read_only(connection, database)
             session = SourceSession(name, engine, connection, database.time_zone, server_time_sql, setup)
             if isinstance(database, MySQLDatabase) and database.driver == "connectorx":
-                session.connectorx_url = connectorx_url(database, database_password(name, database))
+                session.connectorx = ConnectorXSource(database, database_password(name, database))
             yield session
             if not session.abandoned:
                 with _errors(name, "ending the read-only transaction"):

@@ -10,6 +10,7 @@ the column and the fix; the rest give the same batches, and payloads, as PyMySQL
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 from pymysql.constants import FIELD_TYPE
 
 from reverse_etl_assets.config.models import MySQLDatabase
+from reverse_etl_assets.source.backpressure_relay import BackpressureRelay
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.type_mapping import ColumnInfo, arrow_field, declared_arrow_type
 
@@ -53,24 +55,36 @@ def unreadable_columns(columns: list[ColumnInfo]) -> list[str]:
     return problems
 
 
-def connectorx_url(database: MySQLDatabase, password: str | None) -> str:
-    credentials = quote(database.user, safe="") + (f":{quote(password, safe='')}" if password else "")
-    timeout_ms = round(database.connect_timeout_seconds * 1000)
-    return (
-        f"mysql://{credentials}@{database.host}:{database.port}/{quote(database.database, safe='')}"
-        f"?ssl-mode=disabled&tcp_connect_timeout_ms={timeout_ms}"
-    )
+@dataclass(frozen=True)
+class ConnectorXSource:
+    """Where ConnectorX connects, and as whom."""
+
+    database: MySQLDatabase
+    password: str | None = field(default=None, repr=False)
+
+    def url(self, host: str, port: int) -> str:
+        database = self.database
+        credentials = quote(database.user, safe="")
+        if self.password:
+            credentials += ":" + quote(self.password, safe="")
+        timeout_ms = round(database.connect_timeout_seconds * 1000)
+        return (
+            f"mysql://{credentials}@{host}:{port}/{quote(database.database, safe='')}"
+            # prefer_socket off: on localhost the client would switch to the server's Unix socket.
+            f"?ssl-mode=disabled&prefer_socket=false&tcp_connect_timeout_ms={timeout_ms}"
+        )
 
 
 def stream_connectorx_batches(
-    url: str,
+    source: ConnectorXSource,
     sql: str,
     columns: list[ColumnInfo],
     session_setup: list[str],
     time_zone: str,
     batch_rows: int,
 ) -> Iterator[pa.RecordBatch]:
-    """Run `sql` on a connection of ConnectorX's own, set up like ours (`session_setup`)."""
+    """Run `sql` on a connection of ConnectorX's own, set up like ours (`session_setup`), through a
+    relay that stops reading from the server while a batch is out with the caller."""
     try:
         import connectorx
     except ImportError:
@@ -84,9 +98,11 @@ def stream_connectorx_batches(
                           + " (or use driver pymysql or mysqlclient, which read every type)")  # fmt: skip
     types = [declared_arrow_type(column, time_zone) for column in columns]
     schema = pa.schema([arrow_field(c, t or pa.null()) for c, t in zip(columns, types, strict=True)])
+    database = source.database
+    relay = BackpressureRelay(database.host, database.port, database.connect_timeout_seconds)
     try:
         reader = connectorx.read_sql(
-            url,
+            source.url("127.0.0.1", relay.port),
             sql,
             return_type="arrow_stream",
             batch_size=batch_rows,
@@ -94,7 +110,9 @@ def stream_connectorx_batches(
         )
         for batch in reader:
             if batch.num_rows:  # ConnectorX ends with an empty batch
+                relay.pause()  # while the caller has the batch, leave the next rows in the server
                 yield _conform(batch, columns, types, schema)
+                relay.resume()
     except SourceError:
         raise
     except BaseException as error:  # ConnectorX raises RuntimeError, and PanicException on bad values
@@ -104,6 +122,8 @@ def stream_connectorx_batches(
         if "'0000-" in message or "-00'" in message:
             message += f" ({_ZERO_DATE_HINT})"
         raise SourceError(f"driver connectorx: {message}") from None
+    finally:
+        relay.close()  # also ends ConnectorX's reading when the caller stops early
 
 
 def _conform(
