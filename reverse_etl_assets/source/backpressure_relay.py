@@ -19,6 +19,8 @@ import sys
 import threading
 from typing import IO
 
+from reverse_etl_assets.source.errors import SourceError
+
 _CHUNK = 256 * 1024
 
 
@@ -57,10 +59,18 @@ class BackpressureRelay:
     def _command(self, command: bytes, answer: bool = True) -> bytes:
         stdin: IO[bytes] = self._process.stdin  # type: ignore[assignment]
         stdout: IO[bytes] = self._process.stdout  # type: ignore[assignment]
-        if command:
-            stdin.write(command)
-            stdin.flush()
-        return stdout.readline().strip() if answer else b""
+        try:
+            if command:
+                stdin.write(command)
+                stdin.flush()
+            reply = stdout.readline().strip() if answer else b"0"
+        except OSError:
+            reply = b""
+        if not reply:
+            raise SourceError(
+                f"the relay between ConnectorX and the database stopped (status {self._process.poll()})"
+            )
+        return reply
 
 
 class _Relay:
