@@ -119,7 +119,7 @@ def stream_connectorx_batches(
         if type(error).__name__ != "PanicException" and not isinstance(error, RuntimeError):
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "'0000-" in message or "-00'" in message:
+        if "Date(" in message and ("'0000-" in message or "-00" in message):  # a zero year, month or day
             message += f" ({_ZERO_DATE_HINT})"
         raise SourceError(f"driver connectorx: {message}") from None
     finally:
