@@ -175,3 +175,20 @@ def reverse_etl(
         text=True,
         timeout=300,
     )
+
+
+def started_run(instance: dg.DagsterInstance, worker_pid: int, destination: str = "cio") -> dg.DagsterRun:
+    """A run of `people` to `destination` that its worker (this host, `worker_pid`) is running."""
+    import socket
+
+    from dagster._core.test_utils import create_run_for_test
+
+    from reverse_etl_assets.defs.runs import WORKER_TAG
+
+    return create_run_for_test(
+        instance,
+        job_name="people_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": destination, WORKER_TAG: f"{socket.gethostname()}:{worker_pid}"},
+        asset_selection={dg.AssetKey("people")},
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from reverse_etl_tests.conftest import (
     ScratchDatabase,
     customerio_destination,
     reverse_etl,
+    started_run,
     sync_entry,
     write_config,
 )
@@ -269,20 +269,10 @@ def test_cursor_set_refuses_nonsense(tmp_path, people, customerio):
 
 def test_a_cursor_is_not_moved_under_a_run_in_progress(tmp_path, people, customerio):
     """The run's materialization would overwrite the move when it ends."""
-    from dagster._core.test_utils import create_run_for_test
-
-    from reverse_etl_assets.defs.runs import WORKER_TAG
-
     project(tmp_path, people, customerio)
     assert reverse_etl("cursor", "show", "people", cwd=tmp_path).returncode == 0  # creates the instance
     with instance_at(tmp_path) as instance:
-        running = create_run_for_test(
-            instance,
-            job_name="people_job",
-            status=dg.DagsterRunStatus.STARTED,
-            tags={"dagster/partition": "cio", WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}"},
-            asset_selection={dg.AssetKey("people")},
-        )
+        running = started_run(instance, os.getpid())
     refused = reverse_etl("cursor", "set", "people", "--destination", "cio", "--to", "0", cwd=tmp_path)
     assert refused.returncode == 1
     assert f"run {running.run_id} of people → cio is in progress" in refused.stderr

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -27,13 +26,13 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from reverse_etl_assets.config.loading import load_config
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.frequency_check import FrequencyFindings
-from reverse_etl_assets.defs.runs import WORKER_TAG
 from reverse_etl_assets.defs.sensors import WEBHOOK_ENV
 from reverse_etl_tests.conftest import (
     ScratchDatabase,
     customerio_destination,
     materialize_sync,
     run_metadata,
+    started_run,
     sync_entry,
     write_config,
 )
@@ -147,23 +146,11 @@ def test_a_run_whose_worker_died_does_not_hold_the_schedule(config_path, project
     defs = build_definitions(load_config(config_path))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that no longer runs
-    run = create_run_for_test(
-        project_instance,
-        job_name="people_job",
-        status=dg.DagsterRunStatus.STARTED,
-        tags={"dagster/partition": "cio", WORKER_TAG: f"{socket.gethostname()}:{gone.pid}"},
-        asset_selection={dg.AssetKey("people")},
-    )
+    run = started_run(project_instance, gone.pid)
     assert_runs(tick(defs, project_instance, "people__cio_schedule"), "cio")
     assert project_instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
     # A live worker still counts as in progress.
-    alive = create_run_for_test(
-        project_instance,
-        job_name="people_job",
-        status=dg.DagsterRunStatus.STARTED,
-        tags={"dagster/partition": "cio", WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}"},
-        asset_selection={dg.AssetKey("people")},
-    )
+    alive = started_run(project_instance, os.getpid())
     assert f"run {alive.run_id}" in tick(defs, project_instance, "people__cio_schedule").skip_message
 
 

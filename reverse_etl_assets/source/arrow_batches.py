@@ -67,7 +67,7 @@ def _column_array(values: Sequence[Any], declared: pa.DataType | None, column: C
                 f"column {column.name!r} mixes values Arrow cannot put in one column ({error}); "
                 "CAST it to one type in the query"
             ) from None
-    raw = _raw_array(values, column)
+    raw = raw_array(values, column)
     if declared is None or pa.types.is_null(raw.type):
         return raw if declared is None else pa.nulls(len(raw), declared)
     text = raw.cast(pa.string()) if pa.types.is_binary(raw.type) else raw
@@ -83,7 +83,7 @@ def _column_array(values: Sequence[Any], declared: pa.DataType | None, column: C
         raise SourceError(f"column {column.name!r}: cannot read its values as {declared} ({error})") from None
 
 
-def _raw_array(values: Sequence[Any] | pa.Array, column: ColumnInfo) -> pa.Array:
+def raw_array(values: Sequence[Any] | pa.Array, column: ColumnInfo) -> pa.Array:
     """The driver's values as one Arrow array: text (str) or bytes, as the driver gave them.
 
     PyMySQL gives str for text and numbers; mysqlclient gives bytes for numbers and dates; both

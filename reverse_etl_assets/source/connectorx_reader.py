@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from pymysql.constants import FIELD_TYPE
 
 from reverse_etl_assets.config.models import MySQLDatabase
+from reverse_etl_assets.source.arrow_batches import raw_array
 from reverse_etl_assets.source.backpressure_relay import BackpressureRelay
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.type_mapping import ColumnInfo, arrow_field, declared_arrow_type
@@ -139,10 +140,7 @@ def _conform(
         elif pa.types.is_large_string(array.type):
             array = array.cast(pa.string())
         if declared is None:
-            if column.is_text_type and column.binary is False and pa.types.is_binary(array.type):
-                array = array.cast(pa.string())
-            elif pa.types.is_null(array.type):
-                array = pa.nulls(len(array), pa.binary() if column.binary else pa.string())
+            array = raw_array(array, column)  # text or bytes, as the other drivers give them
         elif pa.types.is_timestamp(declared) and array.type.tz is None:
             # Wall-clock times in the session's zone, as for the other drivers.
             naive = array.cast(pa.timestamp(declared.unit))
