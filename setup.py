@@ -23,6 +23,11 @@ setup(
         "orjson>=3.10",
         # Retries with exponential backoff and jitter, and a custom wait for Retry-After.
         "tenacity>=9.1",
+        # Message ids: XXH3-128, a few times faster per call than SHA-1 (hashlib), and stable across
+        # versions and machines, as a deduplication id must be.
+        "xxhash>=3.4",
+        # Views of Arrow's buffers (pyarrow needs it anyway): packing requests, escaping checks.
+        "numpy>=1.26",
     ],
     extras_require={
         # The fast drivers. mysqlclient is C and compiles against libmariadb-dev (or

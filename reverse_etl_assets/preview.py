@@ -68,7 +68,7 @@ def preview_sync(
         batch = batch.slice(0, limit)
         preview.rows = _json_safe(batch.to_pylist())
         mapped = mapper.map_batch(batch, first_row_number=1)
-        preview.calls = [orjson.loads(body) for body in mapped.calls.bodies]
+        preview.calls = [orjson.loads(body) for body in mapped.calls.bodies.to_pylist()]
         preview.rejected = mapped.rejected
         preview.warnings = mapper.warnings
     return preview

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 import orjson
+import pyarrow as pa
 
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.config.models import Destination
@@ -33,7 +34,7 @@ from reverse_etl_assets.mapping.fields import MappingError
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.prefetch import prefetched
 from reverse_etl_assets.source.query import render_query
-from reverse_etl_assets.source.reader_process import ChildQuery, start_query
+from reverse_etl_assets.source.reader_process import RunningQuery, start_query
 
 REJECTED_SAMPLE_SIZE = 20
 PROGRESS_INTERVAL_SECONDS = 10.0
@@ -65,7 +66,7 @@ class SyncRunResult:
     rejected_sample: list[RejectedRow] = field(default_factory=list)
     rejected_rows_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
-    reader_peak_memory_kb: int | None = None  # the query-reading process's peak RSS
+    reader_peak_memory_kb: int | None = None  # the query-reading process's peak RSS, if it had one
 
     @property
     def rows_per_second(self) -> float:
@@ -130,7 +131,7 @@ def run_sync(
 
 
 def _send_rows(
-    query: ChildQuery,
+    query: RunningQuery,
     mapper: CallMapper,
     sender: Sender,
     run: _Run,
@@ -174,9 +175,8 @@ def _fewer_gc_passes() -> Iterator[None]:
 def _not_yet_delivered(calls: Calls, delivered: dict[str, str]) -> Calls:
     if not delivered:
         return calls
-    return calls.only(
-        [delivered.get(k) != m for k, m in zip(calls.entity_keys, calls.message_ids, strict=True)]
-    )
+    pairs = zip(calls.entity_keys.to_pylist(), calls.message_ids.to_pylist(), strict=True)
+    return calls.only(pa.array([delivered.get(key) != message_id for key, message_id in pairs]))
 
 
 class _Run:
@@ -208,7 +208,7 @@ class _Run:
         self.reject(self.sender.take_refused())
         delivered = self.sender.take_delivered()
         if self.ledger is not None and len(delivered) and self.result.started_at is not None:
-            pairs = zip(delivered.entity_keys, delivered.message_ids, strict=True)
+            pairs = zip(delivered.entity_keys.to_pylist(), delivered.message_ids.to_pylist(), strict=True)
             self.ledger.record(
                 self.result.sync_name, self.result.destination_name, pairs, self.result.started_at
             )

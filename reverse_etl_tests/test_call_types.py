@@ -361,7 +361,7 @@ def test_message_ids_differ_per_sync_and_destination_and_repeat_for_the_same_row
     def ids(sync: str, destination: str) -> list[str]:
         project = config.project
         options = MappingOptions.for_sync(project.sync(sync), destination, project.destinations[destination])
-        return CallMapper(options).map_batch(batch, first_row_number=1).calls.message_ids
+        return CallMapper(options).map_batch(batch, first_row_number=1).calls.message_ids.to_pylist()
 
     first = ids("s1", "a")
     assert ids("s1", "a") == first  # a new mapper (the next run) gives the same rows the same ids

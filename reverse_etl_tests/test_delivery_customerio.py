@@ -142,3 +142,14 @@ def test_the_environments_proxy_settings_are_honoured(tmp_path, people, customer
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert run_once(config_path, tmp_path).stats.calls_sent == 1
     assert [call["userId"] for call in customerio.accepted] == ["1"]
+
+
+def test_a_redirect_is_reported_not_followed(tmp_path, people, customerio):
+    """An API that moved should be configured where it is: a 3xx fails the run, naming the answer,
+    rather than the calls going wherever the answer points."""
+    people.execute("INSERT INTO people (id, email) VALUES (1, 'a@example.com')")
+    moved = Fault(status=307, body=b"moved", headers={"Location": "http://127.0.0.1:9/v1/batch"})
+    customerio.fail_next(moved)
+    with pytest.raises(SyncRunFailed, match="answered 307: moved") as raised:
+        run_once(config_for(tmp_path, people, customerio, retry_budget_seconds=1), tmp_path)
+    assert raised.value.result.next_last_sync_time is None

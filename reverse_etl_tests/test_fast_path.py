@@ -18,9 +18,17 @@ from reverse_etl_assets.source.backpressure_relay import BackpressureRelay
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.connectorx_reader import ConnectorXSource
 from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.source.reader_process import InProcessQuery, start_query
 from reverse_etl_assets.source.type_mapping import JSON_COLUMN
-from reverse_etl_assets.sync_run import run_sync
-from reverse_etl_tests.conftest import ScratchDatabase, admin_connection, sync_entry, write_config
+from reverse_etl_assets.sync_run import SyncRunFailed, run_sync
+from reverse_etl_tests.conftest import (
+    ScratchDatabase,
+    admin_connection,
+    customerio_destination,
+    sync_entry,
+    write_config,
+)
+from reverse_etl_tests.fake_customerio import Fault
 from reverse_etl_tests.test_mapping_types import TABLE, everything  # noqa: F401 (the fixture)
 
 TABLE_COLUMNS = [
@@ -237,3 +245,36 @@ def test_connectorx_reads_no_further_than_the_batches_taken(mysql_db):
         assert relay.bytes_from_server > 50_000_000
     finally:
         relay.close()
+
+
+def test_connectorx_is_read_in_this_process_and_stops_with_the_run(tmp_path, mysql_db, customerio):
+    """ConnectorX needs no reading process (it reads without Python's lock). A run that fails
+    midway must still end its query promptly and leave the cursor where it was."""
+    mysql_db.execute("CREATE TABLE wide (id INT PRIMARY KEY, filler VARCHAR(255))")
+    mysql_db.execute("INSERT INTO wide SELECT seq, REPEAT('x', 250) FROM seq_1_to_100000")
+    database = mysql_db.config(driver="connectorx")
+    query = start_query("app_db", MySQLDatabase.model_validate(database), "SELECT id FROM wide", 1_000)
+    assert isinstance(query, InProcessQuery)
+    assert sum(batch.num_rows for batch in query.batches()) == 100_000
+    assert query.first_server_time() > 0
+
+    config = load_config(
+        write_config(
+            tmp_path / "reverse_etl.yaml",
+            {
+                "databases": {"app_db": database},
+                "destinations": {"cio": customerio_destination(customerio)},
+                "syncs": [
+                    sync_entry("wide", "SELECT id AS userId, filler FROM wide", ["cio"], batch_rows=1_000)
+                ],
+            },
+        )
+    )
+    customerio.fail_next(Fault(status=401, body=b'{"meta":{"errors":["bad key"]}}'))
+    began = time.monotonic()
+    with closing(open_destination("cio", config.project.destinations["cio"], "wide", tmp_path)) as sender:
+        with pytest.raises(SyncRunFailed, match="answered 401") as failed:
+            run_sync(config, "wide", "cio", 0, sender)
+    assert time.monotonic() - began < 30
+    assert failed.value.result.next_last_sync_time is None
+    assert failed.value.result.stats.rows_read < 100_000  # it stopped reading, not read everything

@@ -217,7 +217,7 @@ def test_nan_is_rejected_not_sent():
     mapped = CallMapper(MappingOptions("identify", "floats/dry_run")).map_batch(batch, first_row_number=1)
     assert [(r.row_number, r.field) for r in mapped.rejected] == [(1, "traits.x"), (2, "userId")]
     assert all(r.reason.startswith("nan is not a JSON number") for r in mapped.rejected)
-    [call] = [json.loads(body) for body in mapped.calls.bodies]
+    [call] = [json.loads(body) for body in mapped.calls.bodies.to_pylist()]
     assert (call["userId"], call["traits"]) == ("3", {"x": 0.5})
 
 
@@ -234,7 +234,7 @@ def test_empty_identifiers_are_left_out_and_huge_whole_floats_keep_their_value()
     )
     options = MappingOptions("identify", "ids/cio", email_identifies=True)
     mapped = CallMapper(options).map_batch(batch, first_row_number=1)
-    bodies = [body.decode() for body in mapped.calls.bodies]
+    bodies = mapped.calls.bodies.to_pylist()
     assert [(body.count('"userId"'), body.count('"messageId"')) for body in bodies] == [(1, 1), (1, 1)]
     first, second = (json.loads(body) for body in bodies)
     assert first["userId"] == "" and len(first["messageId"]) == 32  # the email fallback, our id
@@ -244,7 +244,7 @@ def test_empty_identifiers_are_left_out_and_huge_whole_floats_keep_their_value()
 
     floats = pa.RecordBatch.from_pydict({"userId": [1e20, 7.0, 2.0**62]})
     mapped = CallMapper(MappingOptions("identify", "ids/x")).map_batch(floats, first_row_number=1)
-    assert [json.loads(body)["userId"] for body in mapped.calls.bodies] == [
+    assert [json.loads(body)["userId"] for body in mapped.calls.bodies.to_pylist()] == [
         "1e+20",
         "7",
         "4611686018427387904",

@@ -76,6 +76,7 @@ def _http_settings(name: str, config: HttpDestination) -> HttpSettings:
         auth=auth,
         timeout_seconds=config.timeout_seconds,
         headers=tuple(headers),
+        connections=config.max_in_flight,
     )
 
 

@@ -18,7 +18,7 @@ class OutboxTransport:
         self._lock = threading.Lock()
 
     def post(self, request: BatchRequest) -> Answer:
-        lines = b"\n".join(request.calls.bodies) + b"\n"
+        lines = "".join(body + "\n" for body in request.calls.bodies.to_pylist()).encode()
         with self._lock:
             self._file.write(lines)
             self._file.flush()  # to the OS: a killed process cannot lose what it acknowledged

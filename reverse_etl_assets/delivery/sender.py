@@ -98,7 +98,7 @@ class Sender:
         self._lock = threading.Lock()
         self._pending: set[Future[None]] = set()
         self._failure: DeliveryError | None = None
-        self._delivered = Calls()
+        self._delivered: list[Calls] = []
         self._refused: list[RejectedRow] = []
         self._backoff = wait_exponential_jitter(
             multiplier=settings.initial_backoff_seconds,
@@ -121,8 +121,8 @@ class Sender:
     def take_delivered(self) -> Calls:
         """Calls acknowledged since the last time (for the delivery ledger)."""
         with self._lock:
-            taken, self._delivered = self._delivered, Calls()
-        return taken
+            taken, self._delivered = self._delivered, []
+        return Calls.concat(taken)
 
     def take_refused(self) -> list[RejectedRow]:
         with self._lock:
@@ -185,7 +185,7 @@ class Sender:
                 self.stats.calls_delivered += len(request.calls)
                 self.stats.requests += 1
                 self.stats.bytes_sent += request.size
-                self._delivered.extend(request.calls)
+                self._delivered.append(request.calls)
             return
         if answer.status in (401, 403):
             raise AuthenticationError(
@@ -208,12 +208,12 @@ class Sender:
     def _refuse(self, call: Calls, reason: str) -> None:
         """`call` holds the one call the destination refused."""
         try:
-            row = orjson.loads(call.bodies[0])
+            row = orjson.loads(call.body(0))
         except orjson.JSONDecodeError:
             row = {}
         with self._lock:
             self.stats.calls_refused += 1
-            self._refused.append(RejectedRow(call.row_numbers[0], "(call)", reason, row=row))
+            self._refused.append(RejectedRow(call.row_numbers[0].as_py(), "(call)", reason, row=row))
 
     def _post_with_retries(self, request: BatchRequest) -> Answer:
         retrying = Retrying(

@@ -1,21 +1,22 @@
 """Arrow RecordBatches → serialized calls, plus the rows that cannot become valid calls.
 
-The call's JSON is assembled a column at a time: every column is rendered to JSON text (render.py),
-each becomes a `,"key":value` fragment (null where the value is NULL, so the key is left out), and
-the fragments of an object are concatenated inside its braces. Python touches each row only to hash
-its message id and hand the call on.
+The call's JSON is assembled a column at a time: every column is rendered to JSON text (render.py)
+and becomes the pieces of a `,"key":value` fragment (left out where the value is NULL), and the
+pieces of the whole call are concatenated in one pass. Python touches each row only to hash its
+message id; the calls stay Arrow arrays until they are sent.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
 from reverse_etl_assets import PACKAGE_NAME, __version__
 from reverse_etl_assets.config.models import (
@@ -25,12 +26,13 @@ from reverse_etl_assets.config.models import (
     Destination,
     SyncConfig,
 )
+from reverse_etl_assets.mapping import text_buffers
 from reverse_etl_assets.mapping.fields import DEFAULT_OBJECT, TEXT_FIELDS, Placement, place_columns
 from reverse_etl_assets.mapping.render import Rendered, render_column
 from reverse_etl_assets.mapping.validation import Columns, Path, email_only, row_problems
 
 LIBRARY = {"name": PACKAGE_NAME, "version": __version__}
-_LIBRARY_FRAGMENT = ',"library":' + orjson.dumps(LIBRARY).decode()
+_LIBRARY_MEMBER = '"library":' + orjson.dumps(LIBRARY).decode()
 _OBJECT_ROOTS = ("context", "integrations", "traits", "properties")
 
 
@@ -47,36 +49,48 @@ class RejectedRow:
         return {"row_number": self.row_number, "field": self.field, "reason": self.reason, "row": self.row}
 
 
+Part = pa.Array | str  # a piece of each row's JSON: an array, or the same text in every row
+
+
+def _empty(kind: pa.DataType) -> pa.Array:
+    return pa.array([], kind)
+
+
 @dataclass
 class Calls:
-    """Serialized calls, a list per attribute: no Python object per call on the hot path."""
+    """Serialized calls, an Arrow array per attribute: no Python object per call on the hot path."""
 
-    bodies: list[bytes] = field(default_factory=list)
-    row_numbers: list[int] = field(default_factory=list)  # for rejections the destination reports
-    message_ids: list[str] = field(default_factory=list)
-    entity_keys: list[str] = field(default_factory=list)  # a person, a group, or (events) the call
+    bodies: pa.Array = field(default_factory=lambda: _empty(pa.string()))  # each call's JSON
+    row_numbers: pa.Array = field(default_factory=lambda: _empty(pa.int64()))  # for rejections
+    message_ids: pa.Array = field(default_factory=lambda: _empty(pa.string()))
+    # What a call updates, for the delivery ledger: a person, a group, or (events) the call itself.
+    entity_keys: pa.Array = field(default_factory=lambda: _empty(pa.string()))
 
     def __len__(self) -> int:
         return len(self.bodies)
 
-    def extend(self, other: Calls, start: int = 0, stop: int | None = None) -> None:
-        self.bodies += other.bodies[start:stop]
-        self.row_numbers += other.row_numbers[start:stop]
-        self.message_ids += other.message_ids[start:stop]
-        self.entity_keys += other.entity_keys[start:stop]
+    def columns(self) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+        return self.bodies, self.row_numbers, self.message_ids, self.entity_keys
 
     def slice(self, start: int, stop: int | None = None) -> Calls:
-        part = Calls()
-        part.extend(self, start, stop)
-        return part
+        stop = len(self) if stop is None else stop
+        return Calls(*(column.slice(start, stop - start) for column in self.columns()))
 
-    def only(self, keep: list[bool]) -> Calls:
+    def only(self, keep: pa.Array) -> Calls:
+        return Calls(*(column.filter(keep) for column in self.columns()))
+
+    @staticmethod
+    def concat(parts: list[Calls]) -> Calls:
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return Calls()
         return Calls(
-            *([value for value, kept in zip(column, keep, strict=True) if kept] for column in self.columns())
+            *(pa.concat_arrays(list(column)) for column in zip(*(p.columns() for p in parts), strict=True))
         )
 
-    def columns(self) -> tuple[list[bytes], list[int], list[str], list[str]]:
-        return self.bodies, self.row_numbers, self.message_ids, self.entity_keys
+    def body(self, index: int) -> bytes:
+        return self.bodies[index].as_py().encode()
 
 
 @dataclass
@@ -143,8 +157,8 @@ class CallMapper:
         self._root = _Node("")
         self._context = self._root.child("context")
         self._leaves: list[_Leaf] = []
-        # SHA-1 of the namespace and the call (its fastest hash here; this is an id, not a secret).
-        self._hash = hashlib.sha1(options.message_id_namespace.encode() + b"\0")
+        # Message ids hash the call with a seed of the sync and destination (see _finish).
+        self._id_seed = xxhash.xxh3_64_intdigest(options.message_id_namespace.encode())
         self._type_fragment = '{"type":' + orjson.dumps(options.call_type).decode()
 
     def map_batch(self, batch: pa.RecordBatch, first_row_number: int) -> MappedBatch:
@@ -207,31 +221,52 @@ class CallMapper:
     # -- assembling the JSON -------------------------------------------------------------------
 
     def _heads(self, rendered: dict[Path, Rendered], columns: Columns) -> pa.Array:
-        """`{"type":...,"userId":...,...` for each row: everything but the closing brace."""
-        parts = [self._fragment(child, rendered) for child in self._root.children]
+        """`{"type":...,"userId":...,...` for each row: everything but the message id and the closing
+        brace, in one concatenation of every column's pieces."""
+        parts: list[Part] = [self._type_fragment]
+        for child in self._root.children:
+            parts += self._fragment(child, rendered, columns.rows)
         fallback = email_only(columns, self.options.call_type, self.options.email_identifies)
         if pc.any(fallback).as_py():  # Customer.io identifies the person by traits.email
             parts.append(pc.if_else(fallback, ',"userId":""', pa.scalar(None, pa.string())))
-        return pc.binary_join_element_wise(
-            self._type_fragment, *parts, "", null_handling="replace", null_replacement=""
-        )
+        return _concatenate(parts, columns.rows)
 
-    def _fragment(self, part: _Node | _Leaf, rendered: dict[Path, Rendered]) -> pa.Array:
-        """`,"key":value` (or `,"key":{...}`), null when there is nothing to send."""
+    def _fragment(
+        self, part: _Node | _Leaf, rendered: dict[Path, Rendered], rows: int, first: bool = False
+    ) -> list[Part]:
+        """`,"key":value` or `,"key":{...}` (without the comma when `first`), as pieces to
+        concatenate; where there is nothing to send, the pieces are null or empty."""
+        comma = "" if first else ","
         if isinstance(part, _Leaf):
-            prefix = f",{orjson.dumps(part.placement.path[-1]).decode()}:"
-            fragment = rendered[part.placement.path].fragment(prefix)
-            return pc.fill_null(fragment, prefix + "null") if part.keep_null else fragment
-        pieces = [self._object_inner(child, rendered) if isinstance(child, _Leaf) and child.whole_object
-                  else self._fragment(child, rendered) for child in part.children]  # fmt: skip
-        if part is self._context:
-            pieces.insert(0, pa.scalar(_LIBRARY_FRAGMENT))
-        inner = _concatenate(pieces)
-        key = orjson.dumps(part.key).decode()
-        wrapped = pc.binary_join_element_wise(
-            f",{key}:{{", pc.utf8_slice_codeunits(inner, 1, 2**31 - 1), "}", ""
-        )
-        return pc.if_else(pc.equal(inner, ""), pa.scalar(None, pa.string()), wrapped)
+            prefix = f"{comma}{orjson.dumps(part.placement.path[-1]).decode()}:"
+            return rendered[part.placement.path].fragment(prefix, part.keep_null)
+        opening = f"{comma}{orjson.dumps(part.key).decode()}:{{"
+        if part is self._context:  # never empty: it always carries the library
+            members: list[Part] = [_LIBRARY_MEMBER]
+            for child in part.children:
+                members += self._member(child, rendered, rows)
+            return [opening, *members, "}"]
+        head, rest = part.children[0], part.children[1:]
+        if (
+            isinstance(head, _Leaf)
+            and not head.whole_object
+            and _always_present(rendered[head.placement.path])
+        ):
+            # The first member is in every row: the object is never empty and starts without a comma.
+            members = self._fragment(head, rendered, rows, first=True)
+            for child in rest:
+                members += self._member(child, rendered, rows)
+            return [opening, *members, "}"]
+        # Any member may be missing: join them, then drop the leading comma, or the whole object.
+        pieces = [piece for child in part.children for piece in self._member(child, rendered, rows)]
+        inner = _concatenate(pieces, rows)
+        wrapped = pc.binary_join_element_wise(opening, pc.utf8_slice_codeunits(inner, 1, 2**31 - 1), "}", "")
+        return [pc.if_else(pc.equal(inner, ""), pa.scalar(None, pa.string()), wrapped)]
+
+    def _member(self, child: _Node | _Leaf, rendered: dict[Path, Rendered], rows: int) -> list[Part]:
+        if isinstance(child, _Leaf) and child.whole_object:
+            return [self._object_inner(child, rendered)]
+        return self._fragment(child, rendered, rows)
 
     @staticmethod
     def _object_inner(leaf: _Leaf, rendered: dict[Path, Rendered]) -> pa.Array:
@@ -253,49 +288,43 @@ class CallMapper:
         problems: dict[int, tuple[str, str]],
     ) -> MappedBatch:
         rows = batch.num_rows
-        given = columns.text(("messageId",))
-        closed = pc.binary_join_element_wise(heads, "}", "")
         # Deterministic: the same row sent again to the same destination carries the same id, so
         # Segment-style deduplication (and our own lookback) recognise it.
-        ids = pa.array(map(self._message_id, pc.cast(closed, pa.binary()).to_pylist()), pa.string())
+        ids = text_buffers.hash_ids(heads, self._id_seed)
         bodies = pc.binary_join_element_wise(heads, ',"messageId":"', ids, '"}', "")
+        given = columns.text(("messageId",))
         if given is not None:  # the user's own ids are in the body already
             has_own = pc.fill_null(pc.not_equal(given, ""), False)
             ids = pc.if_else(has_own, given, ids)
-            bodies = pc.if_else(has_own, closed, bodies)
-        sizes = pc.binary_length(bodies).to_pylist()
+            bodies = pc.if_else(has_own, pc.binary_join_element_wise(heads, "}", ""), bodies)
+        sizes = pc.binary_length(bodies)
         limit = self.options.max_call_bytes
-        for row, size in enumerate(sizes):
-            if size > limit and row not in problems:
-                problems[row] = (
+        for row in pc.indices_nonzero(pc.greater(sizes, limit)).to_pylist():
+            problems.setdefault(
+                row,
+                (
                     "(call)",
-                    f"the call is {size:,} bytes; the limit is {limit:,} bytes per call",
-                )
-        calls = Calls(
-            pc.cast(bodies, pa.binary()).to_pylist(),
-            list(range(first_row_number, first_row_number + rows)),
-            ids.to_pylist(),
-            self._entity_keys(columns, ids),
-        )
+                    f"the call is {sizes[row].as_py():,} bytes; the limit is {limit:,} bytes per call",
+                ),
+            )
+        row_numbers = pa.array(np.arange(first_row_number, first_row_number + rows, dtype=np.int64))
+        calls = Calls(bodies, row_numbers, ids, self._entity_keys(columns, ids))
         if not problems:
             return MappedBatch(calls, [])
         rejected = [
             RejectedRow(first_row_number + row, *problems[row], row=_row_values(batch, row))
             for row in sorted(problems)
         ]
-        return MappedBatch(calls.only([row not in problems for row in range(rows)]), rejected)
+        keep = np.ones(rows, dtype=bool)
+        keep[list(problems)] = False
+        return MappedBatch(calls.only(pa.array(keep)), rejected)
 
-    def _message_id(self, body: bytes) -> str:
-        digest = self._hash.copy()
-        digest.update(body)
-        return digest.hexdigest()[:32]
-
-    def _entity_keys(self, columns: Columns, message_ids: pa.Array) -> list[str]:
+    def _entity_keys(self, columns: Columns, message_ids: pa.Array) -> pa.Array:
         """Profiles are updated in place, so the delivery ledger compares versions per person or
         group; events are each their own thing, keyed by their message id."""
         call_type = self.options.call_type
         if call_type in ("track", "page", "screen"):
-            return pc.binary_join_element_wise("event:", message_ids, "").to_pylist()
+            return pc.binary_join_element_wise("event:", message_ids, "")
         empty = pa.array([""] * columns.rows, pa.string())
 
         def text(*path: str) -> pa.Array:
@@ -304,21 +333,30 @@ class CallMapper:
 
         person = pc.coalesce(text("userId"), text("anonymousId"), text("traits", "email"), empty)
         if call_type == "identify":
-            keys = pc.binary_join_element_wise("person:", person, "")
-        elif call_type == "group":
-            keys = pc.binary_join_element_wise("group:", pc.coalesce(text("groupId"), empty), ":", person, "")
-        else:
-            previous = pc.coalesce(text("previousId"), empty)
-            keys = pc.binary_join_element_wise(
-                "alias:", previous, ":", pc.coalesce(text("userId"), empty), ""
-            )
-        return keys.to_pylist()
+            return pc.binary_join_element_wise("person:", person, "")
+        if call_type == "group":
+            return pc.binary_join_element_wise("group:", pc.coalesce(text("groupId"), empty), ":", person, "")
+        previous = pc.coalesce(text("previousId"), empty)
+        return pc.binary_join_element_wise("alias:", previous, ":", pc.coalesce(text("userId"), empty), "")
 
 
-def _concatenate(pieces: list[pa.Array | pa.Scalar]) -> pa.Array | pa.Scalar:
-    """Join `,"key":value` fragments, leaving out the null ones (a join that skips nulls would be
+def _concatenate(parts: list[Part], rows: int) -> pa.Array:
+    """Concatenate pieces row by row, a null piece counting as empty (a join that skips nulls would be
     simpler, but pyarrow 26's drops rows in which every part is null)."""
-    return pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
+    merged: list[Part] = []
+    for part in parts:  # fewer, longer constants: less work per row
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    if all(isinstance(part, str) for part in merged):
+        merged.append(pa.nulls(rows, pa.string()))  # the rows' count comes from an array
+    return pc.binary_join_element_wise(*merged, "", null_handling="replace", null_replacement="")
+
+
+def _always_present(rendered: Rendered) -> bool:
+    value = rendered.escaped if rendered.json is None else rendered.json
+    return value is not None and not value.null_count
 
 
 def _check_objects(rendered: Rendered, root: str) -> None:

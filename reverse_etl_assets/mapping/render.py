@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from reverse_etl_assets.config.models import ColumnType
+from reverse_etl_assets.mapping import text_buffers
 from reverse_etl_assets.source.type_mapping import DATABASE_TYPE, JSON_COLUMN
 
 Role = str  # "value", "id" (always a string) or "boolean" (0/1 become false/true)
@@ -43,11 +45,18 @@ class Rendered:
             self.json = pc.binary_join_element_wise('"', self.escaped, '"', "")
         return self.json
 
-    def fragment(self, prefix: str) -> pa.Array:
-        """`prefix` (`,"key":`) and the value, in one pass; null where the value is null."""
-        if self.json is None and self.escaped is not None:
-            return pc.binary_join_element_wise(prefix + '"', self.escaped, '"', "")
-        return pc.binary_join_element_wise(prefix, self.json_text(), "")
+    def fragment(self, prefix: str, keep_null: bool = False) -> list[pa.Array | str]:
+        """`prefix` (`,"key":`) and the value, as pieces to concatenate with the rest of the call.
+        A column without NULLs needs no pass of its own: its prefix and quotes are constants. One
+        with NULLs is joined first, so that the key is left out (or, with `keep_null`, sent with
+        null) where the value is NULL."""
+        quoted = self.json is None and self.escaped is not None
+        value = self.escaped if quoted else self.json_text()
+        opening, closing = (prefix + '"', '"') if quoted else (prefix, "")
+        if not value.null_count:
+            return [opening, value, closing]
+        joined = pc.binary_join_element_wise(opening, value, closing, "")
+        return [pc.fill_null(joined, prefix + "null") if keep_null else joined]
 
 
 def render_column(
@@ -73,7 +82,9 @@ def render_column(
             )
         if role == "id":  # an empty identifier is no identifier: left out, as NULL is
             text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-        return Rendered(None, text, errors, escaped=_drop(json_escape(text), errors))
+        # Only text can hold what JSON escapes; numbers, dates and encodings never do.
+        escaped = json_escape(text) if kind in ("text", "string") else text
+        return Rendered(None, text, errors, escaped=_drop(escaped, errors))
     errors = _non_finite(array) if kind == "float" else {}
     return Rendered(_drop(_json_literal(array, kind), errors), None, errors)
 
@@ -123,17 +134,13 @@ def json_escape(text: pa.Array) -> pa.Array:
     kept as is (as orjson writes them)."""
     if text.null_count == len(text):
         return pa.nulls(len(text), pa.string())
-    if pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE)).as_py():
+    if text_buffers.needs_json_escape(text):
         text = pc.replace_substring(text, "\\", "\\\\")
         text = pc.replace_substring(text, '"', '\\"')
-        if pc.any(pc.match_substring_regex(text, _CONTROL)).as_py():
+        if text_buffers.value_bytes(text).min() < 0x20:
             for character, escape in _CONTROL_ESCAPES:
                 text = pc.replace_substring(text, character, escape)
     return text
-
-
-_NEEDS_ESCAPE = '["\\\\\\x00-\\x1f]'
-_CONTROL = "[\\x00-\\x1f]"
 
 
 def _as_text(array: pa.Array, kind: str) -> tuple[pa.Array | None, dict[int, str]]:
@@ -190,14 +197,42 @@ def iso_timestamps(array: pa.Array) -> pa.Array:
     offset = _fixed_offset(zone)
     if zone is None or offset is not None:
         # Casting the wall-clock time is some forty times faster than strftime.
-        shift = (offset or 0) * 1_000_000
+        shift = (offset or 0) * _UNITS_PER_SECOND[array.type.unit]
         wall = pc.cast(pc.add(pc.cast(array, pa.int64()), shift), pa.timestamp(array.type.unit))
+        suffix = "" if zone is None else _offset_text(offset or 0)
+        whole = _whole_seconds_text(wall, suffix)
+        if whole is not None:
+            return whole
         text = pc.replace_substring(pc.cast(wall, pa.string()), " ", "T", max_replacements=1)
         text = pc.replace_substring_regex(text, r"\.0+$", "")
-        return text if zone is None else pc.binary_join_element_wise(text, _offset_text(offset or 0), "")
+        return pc.binary_join_element_wise(text, suffix, "") if suffix else text
     text = pc.strftime(array, format="%Y-%m-%dT%H:%M:%S%z")  # a named zone: the offset varies
     text = pc.replace_substring_regex(text, r"([+-]\d\d)(\d\d)$", r"\1:\2")
     return pc.replace_substring_regex(text, r"\.0{6}([+-])", r"\1")
+
+
+def _whole_seconds_text(wall: pa.Array, suffix: str) -> pa.Array | None:
+    """The common case, a column without fractions of a second and with four-digit years, done
+    without a regular expression per value: every value is `YYYY-MM-DD HH:MM:SS`, so the `T` and
+    the offset are written into a grid of bytes. None when the column is not that case."""
+    seconds = pc.cast(wall, pa.timestamp("s"), safe=False)
+    if (
+        wall.null_count == len(wall)
+        or pc.all(pc.equal(pc.cast(seconds, wall.type), wall)).as_py() is not True
+    ):
+        return None
+    filled = pc.fill_null(seconds, pa.scalar(0, seconds.type)) if seconds.null_count else seconds
+    grid = text_buffers.fixed_width(pc.cast(filled, pa.string()), 19)
+    if grid is None:
+        return None
+    grid[:, 10] = ord("T")
+    if suffix:
+        tail = np.broadcast_to(np.frombuffer(suffix.encode(), np.uint8), (len(grid), len(suffix)))
+        grid = np.concatenate([grid, tail], axis=1)
+    return text_buffers.from_fixed_width(grid, like=wall)
+
+
+_UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def _fixed_offset(zone: str | None) -> int | None:
