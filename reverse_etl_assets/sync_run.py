@@ -207,11 +207,11 @@ class _Run:
         """Take in what the sender did since last time: refused calls and delivered calls."""
         self.reject(self.sender.take_refused())
         delivered = self.sender.take_delivered()
-        if self.ledger is not None and len(delivered) and self.result.started_at is not None:
-            pairs = zip(delivered.entity_keys.to_pylist(), delivered.message_ids.to_pylist(), strict=True)
-            self.ledger.record(
-                self.result.sync_name, self.result.destination_name, pairs, self.result.started_at
-            )
+        if self.ledger is None or not delivered or self.result.started_at is None:
+            return
+        calls = Calls.concat(delivered)
+        pairs = zip(calls.entity_keys.to_pylist(), calls.message_ids.to_pylist(), strict=True)
+        self.ledger.record(self.result.sync_name, self.result.destination_name, pairs, self.result.started_at)
 
     def reject(self, rows: list[RejectedRow]) -> None:
         if not rows:

@@ -118,11 +118,11 @@ class Sender:
             self._pending.add(future)
         future.add_done_callback(self._done)
 
-    def take_delivered(self) -> Calls:
-        """Calls acknowledged since the last time (for the delivery ledger)."""
+    def take_delivered(self) -> list[Calls]:
+        """The calls of the requests acknowledged since the last time (for the delivery ledger)."""
         with self._lock:
             taken, self._delivered = self._delivered, []
-        return Calls.concat(taken)
+        return taken
 
     def take_refused(self) -> list[RejectedRow]:
         with self._lock:
