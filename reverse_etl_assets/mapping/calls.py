@@ -355,8 +355,7 @@ def _concatenate(parts: list[Part], rows: int) -> pa.Array:
 
 
 def _always_present(rendered: Rendered) -> bool:
-    value = rendered.escaped if rendered.json is None else rendered.json
-    return value is not None and not value.null_count
+    return not rendered.sent().null_count
 
 
 def _check_objects(rendered: Rendered, root: str) -> None:

@@ -45,14 +45,17 @@ class Rendered:
             self.json = pc.binary_join_element_wise('"', self.escaped, '"', "")
         return self.json
 
+    def sent(self) -> pa.Array:
+        """What goes into the call: the escaped text (quoted by the caller), or the JSON text."""
+        return self.escaped if self.json is None and self.escaped is not None else self.json_text()
+
     def fragment(self, prefix: str, keep_null: bool = False) -> list[pa.Array | str]:
         """`prefix` (`,"key":`) and the value, as pieces to concatenate with the rest of the call.
         A column without NULLs needs no pass of its own: its prefix and quotes are constants. One
         with NULLs is joined first, so that the key is left out (or, with `keep_null`, sent with
         null) where the value is NULL."""
-        quoted = self.json is None and self.escaped is not None
-        value = self.escaped if quoted else self.json_text()
-        opening, closing = (prefix + '"', '"') if quoted else (prefix, "")
+        value = self.sent()
+        opening, closing = (prefix + '"', '"') if value is self.escaped else (prefix, "")
         if not value.null_count:
             return [opening, value, closing]
         joined = pc.binary_join_element_wise(opening, value, closing, "")
@@ -137,7 +140,7 @@ def json_escape(text: pa.Array) -> pa.Array:
     if text_buffers.needs_json_escape(text):
         text = pc.replace_substring(text, "\\", "\\\\")
         text = pc.replace_substring(text, '"', '\\"')
-        if text_buffers.value_bytes(text).min() < 0x20:
+        if text_buffers.has_control_bytes(text):
             for character, escape in _CONTROL_ESCAPES:
                 text = pc.replace_substring(text, character, escape)
     return text

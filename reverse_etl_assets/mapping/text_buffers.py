@@ -46,6 +46,11 @@ def needs_json_escape(array: pa.Array) -> bool:
     )
 
 
+def has_control_bytes(array: pa.Array) -> bool:
+    data = value_bytes(array)
+    return bool(len(data)) and bool(data.min() < _FIRST_PRINTABLE)
+
+
 def fixed_width(array: pa.Array, width: int) -> np.ndarray | None:
     """A (rows, width) copy of the values' bytes when every value is exactly `width` bytes (and none
     is null); None otherwise."""

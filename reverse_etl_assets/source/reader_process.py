@@ -148,29 +148,30 @@ def start_query(name: str, database: Database, sql: str, batch_rows: int) -> Run
 
 
 def _serve(request: dict[str, Any], output: IO[bytes]) -> None:
-    """The child: run the query and write its batches as Arrow IPC streams."""
+    """The child: read the query as InProcessQuery does, and write its batches as Arrow IPC streams."""
     import gc
-
-    from reverse_etl_assets.source.connection import open_read_only_session
 
     gc.set_threshold(100_000, 50, 100)  # see sync_run._fewer_gc_passes
     database = TypeAdapter(Database).validate_python(request["database"])
-    with open_read_only_session(request["name"], database) as session:
-        metadata = {SERVER_TIME: str(session.server_time()).encode()}
-        writer: pa.ipc.RecordBatchStreamWriter | None = None
-        schema: pa.Schema | None = None
-        for batch in session.stream_batches(request["sql"], request["batch_rows"]):
-            if schema is None or not batch.schema.equals(schema, check_metadata=True):
-                if writer is not None:
-                    writer.close()  # a new schema: a new stream
-                schema = batch.schema
-                writer = pa.ipc.new_stream(
-                    output, schema.with_metadata({**(schema.metadata or {}), **metadata})
-                )
-            writer.write_batch(batch)
-        if writer is None:  # no rows: a stream anyway, to carry the server's clock
-            writer = pa.ipc.new_stream(output, pa.schema([], metadata=metadata))
-        writer.close()
+    query = InProcessQuery(database, request["name"], request["sql"], request["batch_rows"])
+    writer: pa.ipc.RecordBatchStreamWriter | None = None
+    schema: pa.Schema | None = None
+    for batch in query.batches():
+        if schema is None or not batch.schema.equals(schema, check_metadata=True):
+            if writer is not None:
+                writer.close()  # a new schema: a new stream
+            schema = batch.schema
+            writer = pa.ipc.new_stream(
+                output, schema.with_metadata({**(schema.metadata or {}), **_clock(query)})
+            )
+        writer.write_batch(batch)
+    if writer is None:  # no rows: a stream anyway, to carry the server's clock
+        writer = pa.ipc.new_stream(output, pa.schema([], metadata=_clock(query)))
+    writer.close()
+
+
+def _clock(query: InProcessQuery) -> dict[bytes, bytes]:
+    return {SERVER_TIME: str(query.first_server_time()).encode()}
 
 
 def main() -> None:
