@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Self-hosted reverse ETL on Dagster: MySQL rows → Customer.io / Segment calls",
     packages=find_packages(exclude=["reverse_etl_tests", "reverse_etl_tests.*"]),
-    package_data={"reverse_etl_assets": ["demo/*.yaml", "demo/*.sqlite", "defs/*.yaml"]},
+    package_data={"reverse_etl_assets": ["demo/*.yaml", "demo/*.sqlite", "defs/*.yaml", "delivery/*.json"]},
     python_requires=">=3.11",
     install_requires=[
         "dagster>=1.13,<1.14",
@@ -19,6 +19,8 @@ setup(
         "requests>=2.32",
         "pydantic>=2.7",
         "pyyaml>=6",
+        "click>=8.1",  # the reverse-etl command
+        "tabulate>=0.9",  # its tables
         # Fast, exact JSON: bytes out, and orjson.Fragment writes DECIMAL digits as they are.
         "orjson>=3.10",
         # Retries with exponential backoff and jitter, and a custom wait for Retry-After.
@@ -28,6 +30,10 @@ setup(
         "xxhash>=3.4",
         # Views of Arrow's buffers (pyarrow needs it anyway): packing requests, escaping checks.
         "numpy>=1.26",
+        # The preview checks calls against the destination's published JSON schemas (OpenAPI 3.1);
+        # rfc3339-validator lets it check `format: date-time`.
+        "jsonschema>=4.22",
+        "rfc3339-validator>=0.1.4",
     ],
     extras_require={
         # The fast drivers. mysqlclient is C and compiles against libmariadb-dev (or
@@ -41,8 +47,7 @@ setup(
             "connectorx>=0.4.6,<0.5",
             "pytest>=8",
             "pytest-timeout>=2.3",
-            "jsonschema>=4.22",
-            "rfc3339-validator>=0.1.4",  # lets jsonschema check `format: date-time`
+            "hypothesis>=6.100",  # the payload fidelity oracle's generated tables
             # Drives the system's Chromium (never downloads a browser) for the UI test.
             "playwright>=1.40",
             "ruff>=0.6",

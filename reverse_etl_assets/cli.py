@@ -24,11 +24,13 @@ from reverse_etl_assets.defs.history import run_sizes
 from reverse_etl_assets.defs.instance_home import dagster_home, ensure_dagster_home, open_instance
 from reverse_etl_assets.defs.resources import delivery_resource
 from reverse_etl_assets.defs.runs import run_in_progress, sync_job_name
-from reverse_etl_assets.preview import preview_sync, render_preview
+from reverse_etl_assets.preview import preview_sync, render_preview, sample_calls, sample_findings
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.guards import Finding, database_findings, large_runs_finding
-from reverse_etl_assets.source.query import render_query
+from reverse_etl_assets.sql.placeholders import render_query
+
+SAMPLE_ROWS = 20  # rows `validate` maps to find calls the destination would refuse
 
 _config_option = click.option(
     "--config",
@@ -238,6 +240,9 @@ def sync_findings(config: LoadedConfig, sync_name: str) -> list[Finding]:
     database = config.project.databases[sync.database]
     with open_read_only_session(sync.database, database) as session:
         findings = database_findings(session, sync.query, database)
+    # A sample of calls, as the first destination would get them: rows it would reject or refuse.
+    rendered = render_query(sync.query, 0)
+    findings += sample_findings(sample_calls(config, sync_name, sync.destinations[0], rendered, SAMPLE_ROWS))
     home = dagster_home()
     if (home / "dagster.yaml").exists():  # the instance exists: its history tells about large runs
         for destination in sync.destinations:

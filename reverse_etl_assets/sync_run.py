@@ -33,8 +33,8 @@ from reverse_etl_assets.mapping.calls import CallMapper, Calls, MappingOptions, 
 from reverse_etl_assets.mapping.fields import MappingError
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.prefetch import prefetched
-from reverse_etl_assets.source.query import render_query
 from reverse_etl_assets.source.reader_process import RunningQuery, start_query
+from reverse_etl_assets.sql.placeholders import render_query
 
 REJECTED_SAMPLE_SIZE = 20
 PROGRESS_INTERVAL_SECONDS = 10.0

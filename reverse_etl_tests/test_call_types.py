@@ -19,7 +19,7 @@ from reverse_etl_assets.mapping.fields import MappingError, place_columns
 from reverse_etl_assets.sync_run import SyncRunFailed, SyncRunResult, run_sync
 from reverse_etl_tests.conftest import ScratchDatabase, customerio_destination, sync_entry, write_config
 from reverse_etl_tests.fake_customerio import FakeCustomerIo
-from reverse_etl_tests.openapi_schemas import schema_errors
+from reverse_etl_assets.delivery.api_schema import schema_errors
 
 
 @pytest.fixture

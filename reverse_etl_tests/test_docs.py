@@ -32,7 +32,7 @@ from dagster._core.instance.config import dagster_instance_config
 from reverse_etl_assets.config import models
 from reverse_etl_assets.config.loading import load_config
 from reverse_etl_assets.delivery.destinations import open_destination
-from reverse_etl_assets.source.query import render_query
+from reverse_etl_assets.sql.placeholders import render_query
 from reverse_etl_assets.sync_run import run_sync
 from reverse_etl_tests.conftest import (
     API_KEY_ENV,

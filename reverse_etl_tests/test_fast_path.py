@@ -180,14 +180,16 @@ def test_connectorx_reads_the_decimals_it_can_exactly_and_refuses_the_others(mys
     assert "'cents'" not in message and "'whole'" not in message
 
 
-def test_connectorx_names_a_zero_date(mysql_db):
+@pytest.mark.parametrize("day", ["0000-00-00", "2026-02-31"])
+def test_connectorx_names_a_zero_or_invalid_date(mysql_db, day):
     mysql_db.execute("CREATE TABLE zeroes (id INT, day DATE)")
     with admin_connection(mysql_db.name) as connection, connection.cursor() as cursor:
-        cursor.execute("SET SESSION sql_mode = ''")  # servers refuse zero dates by default
-        cursor.execute("INSERT INTO zeroes VALUES (1, '2026-01-01'), (2, '0000-00-00')")
+        # Servers refuse zero and invalid dates by default.
+        cursor.execute("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+        cursor.execute("INSERT INTO zeroes VALUES (1, '2026-01-01'), (2, %s)", (day,))
     config = MySQLDatabase.model_validate(mysql_db.config(driver="connectorx"))
     with open_read_only_session("app_db", config) as session:
-        with pytest.raises(SourceError, match=r"zero dates.*NULLIF"):
+        with pytest.raises(SourceError, match=rf"{day}.*zero date.*invalid one.*NULLIF"):
             list(session.stream_batches("SELECT id AS userId, day FROM zeroes", 10))
 
 

@@ -10,7 +10,7 @@ import pytest
 from reverse_etl_assets.config.models import MySQLDatabase
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
-from reverse_etl_assets.source.query import render_query, unknown_placeholders, uses_last_sync_time
+from reverse_etl_assets.sql.placeholders import render_query, unknown_placeholders, uses_last_sync_time
 from reverse_etl_tests.conftest import ScratchDatabase
 
 

@@ -12,8 +12,9 @@ import uuid
 import pymysql
 import pytest
 
-from reverse_etl_assets.source.query import render_query
-from reverse_etl_assets.source.statement_guard import QueryRefused, check_read_only, has_top_level_limit
+from reverse_etl_assets.sql.lexer import has_top_level_limit
+from reverse_etl_assets.sql.placeholders import render_query
+from reverse_etl_assets.sql.statement_guard import QueryRefused, check_read_only
 
 MYSQL_HOST = os.environ.get("REVERSE_ETL_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("REVERSE_ETL_TEST_MYSQL_PORT", "3306"))

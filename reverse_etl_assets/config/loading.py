@@ -23,7 +23,7 @@ from reverse_etl_assets.config.models import (
     SyncConfig,
     TlsConfig,
 )
-from reverse_etl_assets.source.query import unknown_placeholders, uses_last_sync_time
+from reverse_etl_assets.sql.placeholders import unknown_placeholders, uses_last_sync_time
 
 CONFIG_ENV_VAR = "REVERSE_ETL_CONFIG"
 DEFAULT_CONFIG_FILE = "reverse_etl.yaml"

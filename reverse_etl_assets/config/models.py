@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from reverse_etl_assets.config.frequency import frequency_to_cron
-from reverse_etl_assets.source.statement_guard import check_read_only
+from reverse_etl_assets.sql.statement_guard import check_read_only
 
 CallType = Literal["identify", "track", "group", "page", "screen", "alias"]
 

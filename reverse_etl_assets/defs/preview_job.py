@@ -68,15 +68,15 @@ def preview_metadata(preview: SyncPreview) -> dict[str, Any]:
         "query_since": dg.MetadataValue.int(preview.query_since),
         "rendered_query": dg.MetadataValue.md(f"```sql\n{preview.rendered_query}\n```"),
         "first_rows": _table(preview.rows),
+        # Exactly the bytes the run would send (re-serialized, DECIMALs could lose digits).
         "payloads": dg.MetadataValue.md(
-            "\n\n".join(
-                f"```json\n{orjson.dumps(call, option=orjson.OPT_INDENT_2).decode()}\n```"
-                for call in preview.calls
-            )
-            or "no payload"
+            "\n\n".join(f"```json\n{payload.decode()}\n```" for payload in preview.payloads) or "no payload"
         ),
         "rejected_rows": _table(
             [row.as_dict() | {"row": orjson.dumps(row.row).decode()} for row in preview.rejected]
+        ),
+        "schema_problems": _table(
+            [{"row": p.row_number, "why": "; ".join(p.reasons)} for p in preview.schema_problems]
         ),
         "guards": dg.MetadataValue.md(
             "\n".join(f"- **{f.guard}**: {f.message}" for f in preview.findings) or "every guard passed"

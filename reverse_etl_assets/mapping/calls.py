@@ -8,8 +8,10 @@ message id; the calls stay Arrow arrays until they are sent.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from reverse_etl_assets.mapping import text_buffers
 from reverse_etl_assets.mapping.fields import DEFAULT_OBJECT, TEXT_FIELDS, Placement, place_columns
 from reverse_etl_assets.mapping.render import Rendered, render_column
 from reverse_etl_assets.mapping.validation import Columns, Path, email_only, row_problems
+from reverse_etl_assets.source.unreadable import take_unreadable
 
 LIBRARY = {"name": PACKAGE_NAME, "version": __version__}
 _LIBRARY_MEMBER = '"library":' + orjson.dumps(LIBRARY).decode()
@@ -157,11 +160,13 @@ class CallMapper:
         self._root = _Node("")
         self._context = self._root.child("context")
         self._leaves: list[_Leaf] = []
+        self._dotted: dict[str, str] = {}  # column → the field it sets, to name rejected rows
         # Message ids hash the call with a seed of the sync and destination (see _finish).
         self._id_seed = xxhash.xxh3_64_intdigest(options.message_id_namespace.encode())
         self._type_fragment = '{"type":' + orjson.dumps(options.call_type).decode()
 
     def map_batch(self, batch: pa.RecordBatch, first_row_number: int) -> MappedBatch:
+        batch, unreadable = take_unreadable(batch)
         if self._schema is None or not batch.schema.equals(self._schema, check_metadata=True):
             self._plan(batch.schema)
         rows = batch.num_rows
@@ -172,6 +177,8 @@ class CallMapper:
             rows,
         )
         problems = row_problems(columns, self.options.call_type, self.options.email_identifies)
+        # An unreadable value is NULL in its column: its own reason comes before any rule's.
+        problems.update({row: (self._dotted[column], why) for row, (column, why) in unreadable.items()})
         heads = self._heads(rendered, columns)
         return self._finish(batch, first_row_number, heads, columns, problems)
 
@@ -206,13 +213,14 @@ class CallMapper:
                 node = node.child(key)
             node.children.append(leaf)
             self._leaves.append(leaf)
+        self._dotted = {placement.column: placement.dotted for placement in placements}
         self._schema = schema
 
     def _render(self, batch: pa.RecordBatch, leaf: _Leaf) -> Rendered:
         placement = leaf.placement
         declared = self.options.column_types.get(placement.column)
         rendered = render_column(
-            batch.column(leaf.index), batch.schema.field(leaf.index), declared, leaf.role, leaf.whole_object
+            batch.column(leaf.index), batch.schema.field(leaf.index), declared, leaf.role
         )
         if leaf.whole_object:
             _check_objects(rendered, placement.path[0])
@@ -380,6 +388,19 @@ def _check_objects(rendered: Rendered, root: str) -> None:
 
 
 def _row_values(batch: pa.RecordBatch, row: int) -> dict[str, Any]:
-    """The rejected row's values, JSON-safe, for the rejected-rows report."""
-    values = batch.slice(row, 1).to_pylist()[0]
-    return orjson.loads(orjson.dumps(values, default=str, option=orjson.OPT_NON_STR_KEYS))
+    """The rejected row's values, for the rejected-rows report."""
+    return plain_rows(batch.slice(row, 1))[0]
+
+
+def plain_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """A batch's rows as JSON-safe values, for reports and the preview: DECIMALs as the server
+    prints them, bytes in Base64, dates and times as text."""
+    return orjson.loads(orjson.dumps(batch.to_pylist(), default=_plain, option=orjson.OPT_NON_STR_KEYS))
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)

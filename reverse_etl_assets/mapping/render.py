@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from reverse_etl_assets.config.models import ColumnType
 from reverse_etl_assets.mapping import text_buffers
+from reverse_etl_assets.mapping.json_documents import read_documents
 from reverse_etl_assets.source.type_mapping import DATABASE_TYPE, JSON_COLUMN
 
 Role = str  # "value", "id" (always a string) or "boolean" (0/1 become false/true)
@@ -67,18 +68,16 @@ def render_column(
     arrow_field: pa.Field,
     declared: ColumnType | None,
     role: Role,
-    whole_object: bool = False,
 ) -> Rendered:
     kind = _kind(arrow_field, declared)
-    if role == "boolean" or kind == "boolean":
-        return _boolean(array)
     if kind == "json":
-        # The database checked the documents of its own JSON columns; declared ones are checked here.
-        checked = bool((arrow_field.metadata or {}).get(JSON_COLUMN))
-        rendered = _json_documents(array, parse=role == "id" or not checked or whole_object)
+        rendered = _json_documents(array)
         return _ids_from_json(rendered) if role == "id" else rendered
+    if role == "boolean" or (kind == "boolean" and role != "id"):
+        return _boolean(array)
     if role == "id" or kind in _TEXT_KINDS:
-        text, errors = _as_text(array, kind)
+        # A flag column (TINYINT(1), BIT(1)) named as an identifier is its number.
+        text, errors = _as_text(array, _natural_kind(arrow_field) if kind == "boolean" else kind, arrow_field)
         if text is None:  # true/false, a SET: not a single text value
             return Rendered(
                 pa.nulls(len(array), pa.string()), None, {row: _ID_ERROR for row in _valid_rows(array)}
@@ -97,7 +96,6 @@ _ID_ERROR = "an identifier must be a single value, not true/false, a JSON object
 
 
 def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> str:
-    kind = arrow_field.type
     metadata = arrow_field.metadata or {}
     database_type = metadata.get(DATABASE_TYPE, b"").decode()
     if declared is not None:
@@ -106,11 +104,17 @@ def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> str:
         return "json"
     if database_type in ("tinyint(1)", "bit(1)"):
         return "boolean"
-    if database_type == "bit":
+    return _natural_kind(arrow_field)
+
+
+def _natural_kind(arrow_field: pa.Field) -> str:
+    """What the values are, leaving aside what a flag or a declaration makes of them."""
+    database_type = (arrow_field.metadata or {}).get(DATABASE_TYPE, b"").decode()
+    if database_type in ("bit", "bit(1)"):
         return "bit"
     if database_type == "set":
         return "set"
-    return next((name for test, name in _KINDS if test(kind)), "other")
+    return next((name for test, name in _KINDS if test(arrow_field.type)), "other")
 
 
 _KINDS: list[tuple[Callable[[pa.DataType], bool], str]] = [
@@ -146,11 +150,15 @@ def json_escape(text: pa.Array) -> pa.Array:
     return text
 
 
-def _as_text(array: pa.Array, kind: str) -> tuple[pa.Array | None, dict[int, str]]:
+def _as_text(
+    array: pa.Array, kind: str, arrow_field: pa.Field | None = None
+) -> tuple[pa.Array | None, dict[int, str]]:
     """The plain text of each value; None for types whose values are not single strings."""
     if kind == "text":
         return array.cast(pa.string()), {}
-    if kind in ("integer", "decimal", "date"):
+    if kind == "decimal":
+        return decimal_text(array), {}
+    if kind in ("integer", "date"):
         return pc.cast(array, pa.string()), {}
     if kind == "float":
         errors = _non_finite(array)
@@ -173,14 +181,20 @@ def _as_text(array: pa.Array, kind: str) -> tuple[pa.Array | None, dict[int, str
             "bit": lambda b: str(int.from_bytes(_bytes(b), "big")),
         }[kind]
         return _per_value(array, encode, pa.string()), {}
-    if kind == "string":  # column_types: string, from any type
-        return _any_as_text(array), {}
+    if kind == "string":  # column_types: string, from any type: its text as an identifier's
+        natural = _natural_kind(arrow_field) if arrow_field is not None else "other"
+        if natural in ("base64", "other"):  # bytes, or a type we do not know: the text as it is
+            return _any_as_text(array), {}
+        text, errors = _as_text(array, natural, arrow_field)
+        return (text if text is not None else _any_as_text(array)), errors
     return None, {}
 
 
 def _json_literal(array: pa.Array, kind: str) -> pa.Array:
     """JSON numbers, booleans, arrays: text that needs no quoting."""
-    if kind in ("integer", "decimal", "float"):
+    if kind == "decimal":
+        return decimal_text(array)
+    if kind in ("integer", "float"):
         return pc.cast(array, pa.string())
     if kind == "bool":
         return pc.if_else(array, "true", "false")
@@ -191,6 +205,22 @@ def _json_literal(array: pa.Array, kind: str) -> pa.Array:
     if kind == "null":
         return pa.nulls(len(array), pa.string())
     return json_quote(_any_as_text(array))
+
+
+def decimal_text(array: pa.Array) -> pa.Array:
+    """DECIMALs as the server prints them: every digit of the scale, never an exponent (Arrow's own
+    cast writes `1.000E-7` for 0.0000001000). The digits come from the unscaled integer."""
+    scale = array.type.scale
+    wide = pa.types.is_decimal256(array.type)
+    unscaled = (pa.decimal256 if wide else pa.decimal128)(array.type.precision, 0)
+    digits = array.view(unscaled).cast(pa.string())
+    if scale <= 0:
+        return digits
+    negative = pc.starts_with(digits, "-")
+    padded = pc.utf8_lpad(pc.utf8_ltrim(digits, "-"), scale + 1, "0")
+    whole = pc.utf8_slice_codeunits(padded, 0, -scale)
+    fraction = pc.utf8_slice_codeunits(padded, -scale, 2**31 - 1)
+    return pc.binary_join_element_wise(pc.if_else(negative, "-", ""), whole, ".", fraction, "")
 
 
 def iso_timestamps(array: pa.Array) -> pa.Array:
@@ -283,6 +313,8 @@ def _any_as_text(array: pa.Array) -> pa.Array:
         return iso_timestamps(array)
     if pa.types.is_duration(kind):
         return mysql_times(array)
+    if pa.types.is_decimal(kind):
+        return decimal_text(array)
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         return _per_value(array, lambda b: b.decode("utf-8", errors="replace"), pa.string())
     if pa.types.is_boolean(kind):
@@ -312,41 +344,31 @@ def _boolean(array: pa.Array) -> Rendered:
     return Rendered(_drop(json, errors), None, errors)
 
 
-def _json_documents(array: pa.Array, parse: bool) -> Rendered:
-    """JSON documents are sent as they are; unless the database vouches for them, each is parsed
-    first, and the rows that are not JSON are rejected."""
-    text = array if pa.types.is_string(array.type) else array.cast(pa.string())
-    if not parse:
-        return Rendered(text)
-    values: list[Any] = []
-    errors: dict[int, str] = {}
-    loads = orjson.loads
-    for row, raw in enumerate(text.to_pylist()):
-        if raw is None:
-            values.append(None)
-            continue
-        try:
-            values.append(loads(raw))
-        except orjson.JSONDecodeError as error:
-            errors[row] = f"not valid JSON ({error})"
-            values.append(None)
-    return Rendered(_drop(text, errors), None, errors, values)
+def _json_documents(array: pa.Array) -> Rendered:
+    """Every document parsed and written again (json_documents.py); the document `null` is NULL,
+    and a value that is not one document rejects its row."""
+    stored = array if pa.types.is_string(array.type) else array.cast(pa.string())
+    documents = read_documents(stored)
+    return Rendered(documents.text, None, documents.errors, documents.values)
 
 
 def _ids_from_json(rendered: Rendered) -> Rendered:
+    """An identifier from a document: a string's text, or a number as written."""
     errors = dict(rendered.errors)
+    written = rendered.json_text().to_pylist()
     texts: list[str | None] = []
     for row, value in enumerate(rendered.json_values or []):
         if value is None or row in errors:
             texts.append(None)
-        elif isinstance(value, (dict, list, bool)):
+        elif isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            texts.append(written[row])
+        else:
             errors[row] = _ID_ERROR
             texts.append(None)
-        else:
-            texts.append(
-                str(value) if not isinstance(value, float) or not value.is_integer() else str(int(value))
-            )
     text = pa.array(texts, pa.string())
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     return Rendered(None, text, errors, escaped=json_escape(text))
 
 

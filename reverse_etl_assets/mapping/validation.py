@@ -8,8 +8,10 @@ masks; reasons are written only for the (few) rows that fail.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -152,14 +154,32 @@ def _timestamp(columns: Columns) -> list[tuple[pa.Array, str, Callable[[int], st
                 lambda row: f"{values[row].as_py()} is not an ISO-8601 date-time with a UTC offset {hint}",
             )
         ]
-    bad = pc.invert(pc.match_substring_regex(text, _DATE_TIME))
-    return [
-        (
-            bad,
-            "timestamp",
-            lambda row: f"{text[row].as_py()!r} is not an ISO-8601 date-time with a UTC offset {hint}",
-        )
-    ]
+    shaped = pc.fill_null(pc.match_substring_regex(text, _DATE_TIME), False)
+    # The pattern lets month 13 or second 99 through: those rows must name a real instant too.
+    values = text.to_pylist()
+    unreal = {row for row in pc.indices_nonzero(shaped).to_pylist() if not _real_instant(values[row])}
+    bad = pc.and_(pc.is_valid(text), pc.invert(shaped))
+    if unreal:
+        bad = pc.or_(bad, pa.array([row in unreal for row in range(len(values))]))
+
+    def reason(row: int) -> str:
+        if row in unreal:
+            return f"{values[row]!r} names no real date and time"
+        return f"{values[row]!r} is not an ISO-8601 date-time with a UTC offset {hint}"
+
+    return [(bad, "timestamp", reason)]
+
+
+def _real_instant(text: str) -> bool:
+    """Does RFC 3339 text (already matched by _DATE_TIME) name a real date and time?"""
+    normal = text[:10] + "T" + text[11:]
+    normal = re.sub(r"[Zz]$", "+00:00", normal)
+    normal = re.sub(r"(\.\d{6})\d+", r"\1", normal)  # Python reads at most microseconds
+    try:
+        datetime.fromisoformat(normal)
+    except ValueError:
+        return False
+    return True
 
 
 def _one_of(
@@ -178,5 +198,5 @@ def _one_of(
                 lambda row: f"{values[row].as_py()} is not one of {', '.join(allowed)}",
             )
         ]
-    bad = pc.invert(pc.is_in(text, value_set=pa.array(allowed)))
+    bad = pc.and_(pc.is_valid(text), pc.invert(pc.is_in(text, value_set=pa.array(allowed))))
     return [(bad, field, lambda row: f"{text[row].as_py()!r} is not one of {', '.join(allowed)}")]

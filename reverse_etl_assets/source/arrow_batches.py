@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.type_mapping import ColumnInfo, arrow_field, declared_arrow_type
+from reverse_etl_assets.source.unreadable import Unreadable, with_unreadable
 
 # A date with a zero year, month or day ('0000-00-00', '2026-00-00') is not a date: NULL.
 _ZERO_DATE = r"^(0000-|\d{4}-00-|\d{4}-\d{2}-00)"
@@ -25,13 +26,17 @@ _TIME = r"^(?P<sign>-?)(?P<hours>\d+):(?P<minutes>\d{2}):(?P<seconds>\d{2})\.?(?
 def rows_to_record_batch(
     rows: Sequence[Sequence[Any]], columns: Sequence[ColumnInfo], time_zone: str
 ) -> pa.RecordBatch:
-    """Build one RecordBatch from row tuples, with the types `declared_arrow_type` asks for."""
+    """Build one RecordBatch from row tuples, with the types `declared_arrow_type` asks for. Values
+    that cannot be read (an invalid date) are NULL there, and named beside it (unreadable.py)."""
     arrays, fields = [], []
+    unreadable: Unreadable = {}
     for column, values in zip(columns, _transpose(rows, columns), strict=True):
-        array = _column_array(values, declared_arrow_type(column, time_zone), column)
+        array, problems = _column_array(values, declared_arrow_type(column, time_zone), column)
+        for row, reason in problems.items():
+            unreadable.setdefault(row, (column.name, reason))
         arrays.append(array)
         fields.append(arrow_field(column, array.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+    return with_unreadable(pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)), unreadable)
 
 
 def _transpose(rows: Sequence[Sequence[Any]], columns: Sequence[ColumnInfo]) -> list[Any]:
@@ -58,10 +63,13 @@ def _transpose(rows: Sequence[Sequence[Any]], columns: Sequence[ColumnInfo]) -> 
     return list(zip(*rows, strict=True))
 
 
-def _column_array(values: Sequence[Any], declared: pa.DataType | None, column: ColumnInfo) -> pa.Array:
+def _column_array(
+    values: Sequence[Any], declared: pa.DataType | None, column: ColumnInfo
+) -> tuple[pa.Array, dict[int, str]]:
+    """The column's array, and the rows whose value cannot be read (left NULL in the array)."""
     if column.type_code is None:  # SQLite: Python values, inferred
         try:
-            return pa.array(values)
+            return pa.array(values), {}
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
             raise SourceError(
                 f"column {column.name!r} mixes values Arrow cannot put in one column ({error}); "
@@ -69,18 +77,37 @@ def _column_array(values: Sequence[Any], declared: pa.DataType | None, column: C
             ) from None
     raw = raw_array(values, column)
     if declared is None or pa.types.is_null(raw.type):
-        return raw if declared is None else pa.nulls(len(raw), declared)
+        return (raw if declared is None else pa.nulls(len(raw), declared)), {}
     text = raw.cast(pa.string()) if pa.types.is_binary(raw.type) else raw
     try:
-        if pa.types.is_timestamp(declared):
-            return _timestamps(text, declared)
-        if pa.types.is_date(declared):
-            return _dates(text)
+        if pa.types.is_timestamp(declared) or pa.types.is_date(declared):
+            return _temporal(text, declared)
         if pa.types.is_duration(declared):
-            return _times(text)
-        return pc.cast(text, declared)
+            return _times(text), {}
+        return pc.cast(text, declared), {}
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise SourceError(f"column {column.name!r}: cannot read its values as {declared} ({error})") from None
+
+
+def _temporal(text: pa.Array, declared: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
+    """DATE, DATETIME and TIMESTAMP text. A zero date is NULL; an invalid one (`2026-02-31`) is
+    NULL and named, value by value, in the rare batch that holds one."""
+    valid = pc.if_else(pc.match_substring_regex(text, _ZERO_DATE), pa.scalar(None, pa.string()), text)
+    read = _timestamps if pa.types.is_timestamp(declared) else _dates
+    try:
+        return read(valid, declared), {}
+    except pa.ArrowInvalid:
+        pass
+    problems: dict[int, str] = {}
+    values = valid.to_pylist()
+    for row, value in enumerate(values):
+        if value is not None:
+            try:
+                read(pa.array([value], pa.string()), declared)
+            except pa.ArrowInvalid:
+                problems[row] = f"{value!r} is not a real date or time (invalid dates cannot be sent)"
+                values[row] = None
+    return read(pa.array(values, pa.string()), declared), problems
 
 
 def raw_array(values: Sequence[Any] | pa.Array, column: ColumnInfo) -> pa.Array:
@@ -104,15 +131,13 @@ def raw_array(values: Sequence[Any] | pa.Array, column: ColumnInfo) -> pa.Array:
 
 def _timestamps(text: pa.Array, declared: pa.TimestampType) -> pa.Array:
     """DATETIME/TIMESTAMP values are wall-clock times in the session time zone: attach that zone."""
-    valid = pc.if_else(pc.match_substring_regex(text, _ZERO_DATE), pa.scalar(None, pa.string()), text)
-    naive = pc.cast(valid, pa.timestamp(declared.unit))
+    naive = pc.cast(text, pa.timestamp(declared.unit))
     # A wall-clock time skipped by a daylight-saving change moves forward, as MySQL does.
     return pc.assume_timezone(naive, declared.tz, ambiguous="earliest", nonexistent="latest")
 
 
-def _dates(text: pa.Array) -> pa.Array:
-    valid = pc.if_else(pc.match_substring_regex(text, _ZERO_DATE), pa.scalar(None, pa.string()), text)
-    return pc.cast(pc.cast(valid, pa.timestamp("s")), pa.date32())
+def _dates(text: pa.Array, declared: pa.DataType) -> pa.Array:
+    return pc.cast(pc.cast(text, pa.timestamp("s")), declared)
 
 
 def _times(text: pa.Array) -> pa.Array:

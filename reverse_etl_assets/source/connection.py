@@ -19,9 +19,9 @@ from reverse_etl_assets.source.connectorx_reader import ConnectorXSource, stream
 from reverse_etl_assets.source.drivers import database_password, mysql_engine
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.json_columns import mark_json_columns
-from reverse_etl_assets.source.statement_guard import has_top_level_limit
 from reverse_etl_assets.source.tls import REQUIRES_TLS, tls_error_hints
 from reverse_etl_assets.source.type_mapping import ColumnInfo, describe_columns
+from reverse_etl_assets.sql.lexer import derived_table, has_top_level_limit
 
 # While delivery backs off, we stop reading and the server waits to write: let it wait an hour
 # rather than drop the connection after its 60-second default.
@@ -91,7 +91,7 @@ class SourceSession:
         its columns come from (as with mysqlclient, declare JSON columns in column_types).
         """
         if has_top_level_limit(sql):
-            described = self._execute(f"SELECT * FROM (\n{sql.rstrip().rstrip(';')}\n) AS described LIMIT 0")
+            described = self._execute(f"SELECT * FROM {derived_table(sql, 'described')} LIMIT 0")
             columns = describe_columns(described.cursor)
         else:
             self._execute("SET SESSION sql_select_limit = 0")
@@ -106,11 +106,11 @@ class SourceSession:
     def count_rows(self, sql: str) -> int:
         """How many rows `sql` returns, counted by the server."""
         with _errors(self.database_name, "counting the query's rows"):
-            return int(self._scalar(f"SELECT COUNT(*) FROM ({sql}) AS counted_rows"))
+            return int(self._scalar(f"SELECT COUNT(*) FROM {derived_table(sql, 'counted_rows')}"))
 
     def returns_rows(self, sql: str) -> bool:
         with _errors(self.database_name, "probing the query"):
-            return self._scalar(f"SELECT 1 FROM ({sql}) AS probed_rows LIMIT 1") is not None
+            return self._scalar(f"SELECT 1 FROM {derived_table(sql, 'probed_rows')} LIMIT 1") is not None
 
     def grants(self) -> list[str]:
         """The connected user's grants (`SHOW GRANTS`); none for SQLite."""

@@ -27,9 +27,10 @@ from reverse_etl_assets.source.type_mapping import ColumnInfo, arrow_field, decl
 # ConnectorX rescales every DECIMAL to 10 places in rust_decimal, which holds 28 digits: 18 are left
 # before the point (it fails on more, mid-run).
 _MAX_INTEGER_DIGITS, _MAX_DECIMAL_SCALE = 18, 10
-_ZERO_DATE_HINT = (
-    "driver connectorx cannot read zero dates ('0000-00-00'): use NULLIF(column, '0000-00-00') "
-    "in the query, or driver pymysql or mysqlclient"
+_DATE_HINT = (
+    "driver connectorx stops at a zero date ('0000-00-00') or an invalid one ('2026-02-31'): use "
+    "NULLIF(column, '0000-00-00') in the query for zero dates; drivers pymysql and mysqlclient read "
+    "zero dates as NULL and reject the rows of invalid ones, and the run goes on"
 )
 
 
@@ -124,8 +125,8 @@ def stream_connectorx_batches(
         if type(error).__name__ != "PanicException" and not isinstance(error, RuntimeError):
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "Date(" in message and ("'0000-" in message or "-00" in message):  # a zero year, month or day
-            message += f" ({_ZERO_DATE_HINT})"
+        if "Date(" in message:  # a zero or invalid date, which chrono cannot hold
+            message += f" ({_DATE_HINT})"
         raise SourceError(f"driver connectorx: {message}") from None
     finally:
         relay.close()  # also ends ConnectorX's reading when the caller stops early

@@ -11,10 +11,11 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from reverse_etl_assets.config.models import Database, MySQLDatabase
 from reverse_etl_assets.source.connection import SourceSession
-from reverse_etl_assets.source.query import LAST_SYNC_TIME, render_query, uses_last_sync_time
+from reverse_etl_assets.sql.placeholders import LAST_SYNC_TIME, render_query, uses_last_sync_time
 
 FUTURE_SECONDS = 5 * 365 * 86_400  # far ahead, yet before 2038 for MySQL 5.7's FROM_UNIXTIME
 _FROM_UNIXTIME_OPEN = re.compile(r"FROM_UNIXTIME\s*\(\s*$", re.IGNORECASE)
@@ -22,9 +23,20 @@ _GRANT = re.compile(r"^GRANT\s+(?P<privileges>.+?)\s+ON\s+(?P<object>\S+)\s+TO\s
 _READ_PRIVILEGES = {"SELECT", "SHOW VIEW", "USAGE"}
 
 
+Guard = Literal[
+    "no_last_sync_time",
+    "not_incremental",
+    "write_grants",
+    "large_runs",
+    # Only `reverse-etl validate`, from the calls of a sample of rows:
+    "rejected_rows",
+    "destination_schema",
+]
+
+
 @dataclass(frozen=True)
 class Finding:
-    guard: str  # no_last_sync_time | not_incremental | write_grants | large_runs
+    guard: Guard
     message: str
 
 
