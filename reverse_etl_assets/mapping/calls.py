@@ -369,7 +369,7 @@ def _always_present(rendered: Rendered) -> bool:
 def _check_objects(rendered: Rendered, root: str) -> None:
     """A whole-object column must hold JSON objects; `context` must leave `library` to us and
     `integrations` must map names to true/false."""
-    for row, value in enumerate(rendered.json_values or []):
+    for row, value in enumerate(rendered.documents.values if rendered.documents else []):
         if value is None or row in rendered.errors:
             continue
         if not isinstance(value, dict):
@@ -379,7 +379,7 @@ def _check_objects(rendered: Rendered, root: str) -> None:
         elif root == "integrations" and not all(isinstance(v, bool) for v in value.values()):
             rendered.errors[row] = "integrations must map each name to true or false"
     document = rendered.json_text()
-    if rendered.json_values is None:
+    if rendered.documents is None:
         for row in pc.indices_nonzero(pc.is_valid(document)).to_pylist():
             rendered.errors[row] = f"{root} must be a JSON object (declare the column in column_types: json)"
     if rendered.errors:

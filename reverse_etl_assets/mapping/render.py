@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from reverse_etl_assets.config.models import ColumnType
 from reverse_etl_assets.mapping import text_buffers
-from reverse_etl_assets.mapping.json_documents import read_documents
+from reverse_etl_assets.mapping.json_documents import Documents, read_documents
 from reverse_etl_assets.source.type_mapping import DATABASE_TYPE, JSON_COLUMN
 
 Role = str  # "value", "id" (always a string) or "boolean" (0/1 become false/true)
@@ -38,7 +38,7 @@ class Rendered:
     json: pa.Array | None  # JSON text of values that need no quotes (numbers, true, documents)
     text: pa.Array | None = None  # the value as plain text, when it is text-like
     errors: dict[int, str] = field(default_factory=dict)  # row → why its value cannot be sent
-    json_values: list[Any] | None = None  # parsed JSON documents (JSON columns only)
+    documents: Documents | None = None  # JSON columns: the parsed documents
     escaped: pa.Array | None = None  # for values sent as JSON strings: escaped, not yet quoted
 
     def json_text(self) -> pa.Array:
@@ -349,7 +349,7 @@ def _json_documents(array: pa.Array) -> Rendered:
     and a value that is not one document rejects its row."""
     stored = array if pa.types.is_string(array.type) else array.cast(pa.string())
     documents = read_documents(stored)
-    return Rendered(documents.text, None, documents.errors, documents.values)
+    return Rendered(documents.text, None, documents.errors, documents)
 
 
 def _ids_from_json(rendered: Rendered) -> Rendered:
@@ -357,7 +357,7 @@ def _ids_from_json(rendered: Rendered) -> Rendered:
     errors = dict(rendered.errors)
     written = rendered.json_text().to_pylist()
     texts: list[str | None] = []
-    for row, value in enumerate(rendered.json_values or []):
+    for row, value in enumerate(rendered.documents.values if rendered.documents else []):
         if value is None or row in errors:
             texts.append(None)
         elif isinstance(value, str):
