@@ -76,8 +76,8 @@ def preview_sync(
     project = config.project
     sync = project.sync_to(sync_name, destination_name)
     since = query_since(last_sync_time, sync.lookback_seconds)
-    rendered = render_query(sync.query, since)
     database = project.databases[sync.database]
+    rendered = render_query(sync.query, since, database.time_zone)
     with open_read_only_session(sync.database, database) as session:
         total_rows = session.count_rows(rendered)
         findings = database_findings(session, sync.query, database)

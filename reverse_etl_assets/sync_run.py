@@ -103,7 +103,7 @@ def run_sync(
         destination_name=destination_name,
         previous_last_sync_time=last_sync_time,
         query_since=since,
-        rendered_query=render_query(sync.query, since),
+        rendered_query=render_query(sync.query, since, project.databases[sync.database].time_zone),
         rejected_rows_path=rejected_rows_path,
     )
     mapper = CallMapper(MappingOptions.for_sync(sync, destination_name, destination))

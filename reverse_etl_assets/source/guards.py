@@ -58,14 +58,14 @@ def incremental_finding(session: SourceSession, query: str, now: int) -> Finding
     if not uses_last_sync_time(query):
         return None  # static_findings already says so
     future = now + FUTURE_SECONDS
-    if not session.returns_rows(render_query(query, future)):
+    if not session.returns_rows(render_query(query, future, session.time_zone)):
         return None
     message = (
         "with last_sync_time five years ahead the query still returns rows, so it is not incremental: "
         "every run sends every row again"
     )
     fixed = with_from_unixtime(query)
-    if fixed != query and not session.returns_rows(render_query(fixed, future)):
+    if fixed != query and not session.returns_rows(render_query(fixed, future, session.time_zone)):
         message += (
             ". It compares a DATETIME/TIMESTAMP column with a bare Unix integer, which MySQL answers as "
             "true for every row: write FROM_UNIXTIME({{last_sync_time}}) instead of {{last_sync_time}}"
