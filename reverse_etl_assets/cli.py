@@ -18,6 +18,7 @@ from tabulate import tabulate
 from reverse_etl_assets.config.loading import CONFIG_ENV_VAR, ConfigError, LoadedConfig, load_config
 from reverse_etl_assets.config.models import SyncConfig
 from reverse_etl_assets.cursor import format_unix_time
+from reverse_etl_assets.defs.alerts import Alert, AlertNotSent, rejected_rows_reason, send_alert, webhook_url
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.history import run_sizes
@@ -210,6 +211,7 @@ def run(sync_name: str, destinations: tuple[str, ...], config_file: Path | None)
             )
             failed |= not result.success
             click.echo(_summary(sync_name, destination, result))
+            _alert(sync, destination, result)
     if failed:
         sys.exit(1)
 
@@ -304,20 +306,53 @@ def _load(config_file: Path | None) -> LoadedConfig:
 def _summary(sync_name: str, destination: str, result: dg.ExecuteInProcessResult) -> str:
     run = f"{sync_name} → {destination} (run {result.run_id})"
     if not result.success:
-        failures = [e.step_failure_data.error for e in result.get_step_failure_events()]
-        reason = "; ".join(error.message.strip() for error in failures if error) or "the run failed"
-        return f"FAILED {run}: {reason}"
-    metadata = result.asset_materializations_for_node(sync_name)[-1].metadata
+        return f"FAILED {run}: {_failure_reason(result)}"
+    counts = _counts(sync_name, result)
 
     def value(key: str) -> object:
-        return metadata[key].value if key in metadata else "?"
+        return counts.get(key, "?")
 
     return (
         f"OK {run}: {value('rows_read')} rows read, {value('calls_sent')} calls sent, "
-        f"{value('rows_rejected')} rejected, {value('requests')} requests in "
+        f"{value('rows_rejected')} rejected, {_plural(counts.get('requests'), 'request')} in "
         f"{value('duration_seconds')} s; last_sync_time {value('previous_last_sync_time')} → "
         f"{value('last_sync_time')}"
     )
+
+
+def _alert(sync: SyncConfig, destination: str, result: dg.ExecuteInProcessResult) -> None:
+    """The alert the sensors would post for a run they see; they never see the CLI's runs."""
+    url = webhook_url()
+    if not url:
+        return
+    if result.success:
+        counts = _counts(sync.name, result)
+        what, reason = "REJECTED ROWS", rejected_rows_reason(sync.max_rejected_share, counts)
+    else:
+        counts = {}
+        for event in result.get_step_failure_events():
+            failure = event.step_failure_data.user_failure_data
+            counts.update({k: v.value for k, v in (failure.metadata if failure else {}).items()})
+        what, reason = "FAILED", _failure_reason(result)
+    if reason:
+        try:
+            send_alert(Alert(what, sync.name, destination, result.run_id, reason, counts), url)
+        except AlertNotSent as error:
+            click.echo(f"warning: {error}", err=True)
+
+
+def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    failures = [event.step_failure_data.error for event in result.get_step_failure_events()]
+    return "; ".join(error.message.strip() for error in failures if error) or "the run failed"
+
+
+def _counts(sync_name: str, result: dg.ExecuteInProcessResult) -> dict[str, object]:
+    metadata = result.asset_materializations_for_node(sync_name)[-1].metadata
+    return {key: value.value for key, value in metadata.items()}
+
+
+def _plural(count: object, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 if __name__ == "__main__":

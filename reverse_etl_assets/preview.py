@@ -134,7 +134,7 @@ def sample_calls(
 
 def sample_findings(sample: CallSample) -> list[Finding]:
     """What `reverse-etl validate` says of a sample: rows that would be rejected or refused."""
-    findings = []
+    findings = [Finding("mapping", warning) for warning in sample.warnings]  # names, lookback
     if sample.rejected:
         first = sample.rejected[0]
         findings.append(

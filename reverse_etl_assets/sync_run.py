@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 
 from reverse_etl_assets.config.loading import LoadedConfig
-from reverse_etl_assets.config.models import Destination
+from reverse_etl_assets.config.models import Destination, RejectedLimit
 from reverse_etl_assets.cursor import query_since
 from reverse_etl_assets.cursor.ledger import DeliveryLedger
 from reverse_etl_assets.delivery.batching import RequestPacker
@@ -31,6 +31,7 @@ from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.delivery.sender import DeliveryStats, Sender
 from reverse_etl_assets.mapping.calls import CallMapper, Calls, MappingOptions, RejectedRow
 from reverse_etl_assets.mapping.fields import MappingError
+from reverse_etl_assets.redaction import RedactedError
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.prefetch import prefetched
 from reverse_etl_assets.source.reader_process import RunningQuery, start_query
@@ -66,6 +67,7 @@ class SyncRunResult:
     rejected_sample: list[RejectedRow] = field(default_factory=list)
     rejected_rows_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # the query's result columns
     reader_peak_memory_kb: int | None = None  # the query-reading process's peak RSS, if it had one
 
     @property
@@ -73,7 +75,7 @@ class SyncRunResult:
         return self.stats.rows_read / self.duration_seconds if self.duration_seconds > 0 else 0.0
 
 
-class SyncRunFailed(Exception):
+class SyncRunFailed(RedactedError):
     """The run stopped; `result` holds what happened until then (its cursor did not move)."""
 
     def __init__(self, message: str, result: SyncRunResult) -> None:
@@ -124,10 +126,34 @@ def run_sync(
             sender.stop()  # so that what is still landing is recorded in the ledger too
             run.collect()
             raise SyncRunFailed(f"sync {sync_name!r} → {destination_name!r}: {error}", result) from error
+        except BaseException:  # stopped by a signal, say: what was delivered is recorded all the same
+            sender.stop()
+            run.collect()
+            raise
         finally:
             run.finish(mapper.warnings)
+            result.columns = mapper.column_names
+    _check_rejected_share(result, sync.rejected_limit)
     result.next_last_sync_time = result.started_at
     return result
+
+
+def _check_rejected_share(result: SyncRunResult, limit: RejectedLimit) -> None:
+    """A run that rejects most of its rows is more likely broken (a wrong column, a destination
+    refusing everything) than its rows bad: it fails, and the cursor does not move past them."""
+    read, rejected = result.stats.rows_read, result.stats.rows_rejected
+    if read < limit.min_rows or rejected <= limit.share * read:
+        return
+    where = f" (all of them in {result.rejected_rows_path})" if result.rejected_rows_path else ""
+    raise SyncRunFailed(
+        f"sync {result.sync_name!r} → {result.destination_name!r}: {rejected:,} of {read:,} rows "
+        f"({rejected / read:.0%}) were rejected or refused{where}, more than rejected_limit.share "
+        f"({limit.share:.0%}): the cursor stays at {result.previous_last_sync_time}, so the next run reads "
+        "them again. Fix the query or the destination; or, to accept these rejections and move on, set "
+        "`rejected_limit: {share: 1}` on the sync for one run (or move the cursor with `reverse-etl "
+        "cursor set`)",
+        result,
+    )
 
 
 def _send_rows(

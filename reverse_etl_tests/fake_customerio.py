@@ -35,6 +35,7 @@ class Fault:
     delay_seconds: float = 0.0  # sleep before answering (a timeout when longer than the client's)
     drop_connection: bool = False  # close the socket without answering (a connection reset)
     process: bool = False  # after the delay, handle the request normally (it is accepted)
+    trickle_seconds: float = 0.0  # write the answer a byte at a time, this long between bytes
 
 
 @dataclass
@@ -216,10 +217,19 @@ def _handler_for(fake: FakeCustomerIo) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(2)
                 return
             request.status = fault.status
-            self._answer(fault.status, fault.body, fault.headers)
+            self._answer(fault.status, fault.body, fault.headers, fault.trickle_seconds)
 
-        def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        def _answer(self, status: int, body: bytes, headers: dict[str, str], trickle: float = 0.0) -> None:
             try:
+                if trickle:  # the status line, headers and body, a byte at a time
+                    head = f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+                    head += f"Content-Length: {len(body)}\r\n\r\n"
+                    for byte in head.encode() + body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(trickle)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -227,7 +237,7 @@ def _handler_for(fake: FakeCustomerIo) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
+            except (BrokenPipeError, ConnectionResetError, OSError):
                 pass  # the client gave up (a timeout test)
 
         def log_message(self, format: str, *args: Any) -> None:

@@ -13,13 +13,13 @@ import pyarrow as pa
 import pytest
 
 from reverse_etl_assets.config.loading import load_config
+from reverse_etl_assets.delivery.api_schema import schema_errors
 from reverse_etl_assets.delivery.destinations import open_destination
 from reverse_etl_assets.mapping.calls import CallMapper, MappingOptions
 from reverse_etl_assets.mapping.fields import MappingError, place_columns
 from reverse_etl_assets.sync_run import SyncRunFailed, SyncRunResult, run_sync
 from reverse_etl_tests.conftest import ScratchDatabase, customerio_destination, sync_entry, write_config
 from reverse_etl_tests.fake_customerio import FakeCustomerIo
-from reverse_etl_assets.delivery.api_schema import schema_errors
 
 
 @pytest.fixture
@@ -249,7 +249,7 @@ def test_alias_calls_have_no_traits(tmp_path, app, customerio):
             "NULL AS userId, 'x' AS plan",
             "1, 'x'",
             "userId",
-            "a identify call needs userId or anonymousId",
+            "an identify call needs userId or anonymousId",
         ),
         ("track", "1 AS userId, '' AS event", "1, 'ok'", "event", "a track call needs an event name"),
         (

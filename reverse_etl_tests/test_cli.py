@@ -42,7 +42,7 @@ def test_run_uses_the_persistent_instance_and_its_cursor(tmp_path, mysql_db, cus
     first = reverse_etl("run", "people", "--destination", "cio", cwd=cwd)
     assert first.returncode == 0, first.stdout + first.stderr
     match = re.search(
-        r"OK people → cio \(run (\S+)\): 10 rows read, 10 calls sent, 0 rejected, 1 requests .*"
+        r"OK people → cio \(run (\S+)\): 10 rows read, 10 calls sent, 0 rejected, 1 request in .*"
         r"last_sync_time 0 → (\d+)",
         first.stdout,
     )

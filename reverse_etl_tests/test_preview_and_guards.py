@@ -95,7 +95,7 @@ def test_preview_shows_rows_payloads_rejections_and_the_count_and_sends_nothing(
     assert [p["userId"] for p in payloads] == ["1", "2", "4"]
     assert payloads[0]["traits"] == {"email": "p1@x.io"}
     assert "Rejected rows (1 of the first 4): not sent" in out
-    assert "a identify call needs userId or anonymousId" in out
+    assert "an identify call needs userId or anonymousId" in out
     # Root can write: the guard names what it can do.
     assert "Guards:\n  warning: the database user can do more than read: ALL PRIVILEGES" in out
     # Nothing was sent and no cursor exists.

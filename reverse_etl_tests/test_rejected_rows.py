@@ -69,7 +69,7 @@ def test_rejected_rows_are_counted_sampled_filed_and_checked(
     assert rows[0] == {
         "row_number": 10,
         "field": "userId",
-        "reason": "a identify call needs userId or anonymousId (or traits.email, for Customer.io)",
+        "reason": "an identify call needs userId or anonymousId (or traits.email, for Customer.io)",
         "row": {"userId": None, "contact": "10@x.io"},
     }
 

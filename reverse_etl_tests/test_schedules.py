@@ -24,9 +24,9 @@ from dagster._core.test_utils import create_run_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from reverse_etl_assets.config.loading import load_config
+from reverse_etl_assets.defs.alerts import WEBHOOK_ENV
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.frequency_check import FrequencyFindings
-from reverse_etl_assets.defs.sensors import WEBHOOK_ENV
 from reverse_etl_tests.conftest import (
     ScratchDatabase,
     customerio_destination,

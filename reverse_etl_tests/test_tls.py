@@ -68,9 +68,9 @@ def test_disabled_is_refused_for_an_account_that_requires_tls(tls_mariadb):
     assert message.startswith(
         f"database 'app_db': connecting failed: (1045) Access denied for user '{SSL_USER}'"
     )
-    assert (
-        "ssl.mode is disabled: if the account requires TLS (REQUIRE SSL or X509), use another ssl.mode"
-        in (message)
+    assert "; check the user name and its password" in message  # a wrong password, most often
+    assert message.endswith(
+        "If they are right, the account may require TLS (REQUIRE SSL): use another ssl.mode"
     )
 
 
@@ -153,8 +153,10 @@ def test_a_client_certificate_lets_in_an_account_that_requires_x509(tls_mariadb,
 def test_an_account_that_requires_x509_is_refused_without_a_client_certificate(tls_mariadb):
     message = refusal(tls_mariadb, X509_USER, verify(tls_mariadb, "verify-identity"))
     assert f"(1045) Access denied for user '{X509_USER}'" in message
+    assert "; check the user name and its password" in message
     assert message.endswith(
-        "; if the account requires a client certificate (REQUIRE X509), set ssl.cert and ssl.key"
+        "If they are right, the account may require a client certificate (REQUIRE X509): "
+        "set ssl.cert and ssl.key"
     )
 
 
@@ -230,9 +232,12 @@ def test_hints_for_servers_without_tls_and_for_unrelated_errors():
         "set ssl.ca to the CA certificate that signed it"
     )
     with_cert = TlsConfig(mode="required", cert=Path("c.pem"), key=Path("k.pem"))
-    assert (
-        tls_error_hint("(1045) Access denied for user 'app'@'10.0.0.1' (using password: YES)", with_cert)
-        is None
+    denied = "(1045) Access denied for user 'app'@'10.0.0.1' (using password: YES)"
+    assert tls_error_hint(denied, with_cert, "APP_DB_PASSWORD") == (
+        "; check the user name and its password (the variable APP_DB_PASSWORD)"
     )
+    # A wrong password is the likely cause: it comes first, before any word about certificates.
+    hint = tls_error_hint(denied, TlsConfig(mode="preferred"), "APP_DB_PASSWORD") or ""
+    assert hint.index("password") < hint.index("certificate")
     assert tls_error_hint("(2003) Can't connect to MySQL server on 'db' (timed out)", required) is None
     assert tls_error_hint("(1064) You have an error in your SQL syntax", TlsConfig(mode="disabled")) is None

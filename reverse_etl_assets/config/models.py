@@ -142,8 +142,11 @@ class HttpDelivery(StrictModel):
     max_in_flight: int = Field(default=8, ge=1, le=64)
     # Customer.io publishes 3000 requests per 3 seconds per workspace.
     rate_limit: RateLimit = RateLimit()
+    # The whole of one attempt: connecting, sending, and the last byte of the answer.
     timeout_seconds: float = Field(default=30, gt=0)
     retry_budget_seconds: float = Field(default=300, ge=0)
+    # The longest Retry-After a run waits; a longer one stops the run (the next one sends the rows).
+    max_retry_after_seconds: float = Field(default=120, ge=0)
 
     _check_base_url = field_validator("base_url")(_check_url)
     REGION_URLS: ClassVar[dict[str, str]] = {}
@@ -218,6 +221,13 @@ Destination = Annotated[
 ]
 
 
+class RejectedLimit(StrictModel):
+    """When a run rejects so many rows that it is more likely broken than the rows are bad."""
+
+    share: float = Field(default=0.5, ge=0, le=1)  # more than this share of the rows read...
+    min_rows: int = Field(default=100, ge=1)  # ...of a run that read at least this many
+
+
 class SyncConfig(StrictModel):
     """One SQL query whose rows become one API call each, sent to one or more destinations."""
 
@@ -239,7 +249,9 @@ class SyncConfig(StrictModel):
     send_nulls: bool = False
     # Re-read this many seconds before last_sync_time, for rows committed late (see docs/cursor.md).
     lookback_seconds: int = Field(default=0, ge=0, le=7 * 86_400)
-    max_rejected_share: float = Field(default=0.05, ge=0, le=1)
+    max_rejected_share: float = Field(default=0.05, ge=0, le=1)  # the rejected_rows check: an error above
+    # A run that rejects more fails and leaves the cursor where it was (share: 1 accepts anything).
+    rejected_limit: RejectedLimit = RejectedLimit()
     # Warn when more than one run a day reads more rows than this.
     large_run_rows: int = Field(default=1_000_000, ge=1)
     column_types: dict[str, ColumnType] = Field(default_factory=dict)

@@ -107,7 +107,9 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
                     project.schedule_timezone,
                     result.duration_seconds,
                 ),
-                guards_check(context.instance, config, sync, destination_name, result.stats.rows_read),
+                guards_check(
+                    context.instance, config, sync, destination_name, result.stats.rows_read, result.columns
+                ),
             ],
         )
 

@@ -10,6 +10,7 @@ import dagster as dg
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.config.models import SyncConfig
 from reverse_etl_assets.defs.history import run_sizes
+from reverse_etl_assets.mapping.fields import identical_events_warning
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.guards import (
@@ -27,14 +28,20 @@ def check_spec(sync: SyncConfig) -> dg.AssetCheckSpec:
         QUERY_GUARDS,
         asset=sync.name,
         description="Warns when the query does not use {{last_sync_time}} or is not incremental in "
-        "practice, when the database user can write, or when runs read more than large_run_rows rows "
-        "more than once a day.",
+        "practice, when the database user can write, when runs read more than large_run_rows rows "
+        "more than once a day, or when a lookback could send only one of two identical events.",
     )
 
 
 def guards_check(
-    instance: dg.DagsterInstance, config: LoadedConfig, sync: SyncConfig, destination: str, rows_read: int
+    instance: dg.DagsterInstance,
+    config: LoadedConfig,
+    sync: SyncConfig,
+    destination: str,
+    rows_read: int,
+    columns: list[str],
 ) -> dg.AssetCheckResult:
+    """`columns` are the query's result columns, as this run read them."""
     database = config.project.databases[sync.database]
     try:
         with open_read_only_session(sync.database, database) as session:
@@ -48,6 +55,8 @@ def guards_check(
     history = run_sizes(instance, sync.name, destination)
     large = large_runs_finding([(time.time(), rows_read), *history], sync.large_run_rows)
     findings += [large] if large else []
+    identical = identical_events_warning(sync.type, columns) if sync.lookback_seconds and columns else None
+    findings += [Finding("identical_events", identical)] if identical else []
     return guards_result(findings)
 
 

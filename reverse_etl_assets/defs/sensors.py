@@ -3,19 +3,15 @@ after upstream Dagster assets update."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
 import dagster as dg
-import requests
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from reverse_etl_assets.config.models import ProjectConfig, SyncConfig
+from reverse_etl_assets.defs.alerts import WEBHOOK_ENV, Alert, rejected_rows_reason, send_alert, webhook_url
 from reverse_etl_assets.defs.runs import PARTITION_TAG, run_in_progress, runs_sync
-
-WEBHOOK_ENV = "REVERSE_ETL_ALERT_WEBHOOK_URL"
-UI_URL_ENV = "REVERSE_ETL_DAGSTER_URL"  # where run links point; default http://127.0.0.1:3000
 
 
 def build_alert_sensors(project: ProjectConfig) -> list[dg.SensorDefinition]:
@@ -59,12 +55,8 @@ def build_alert_sensors(project: ProjectConfig) -> list[dg.SensorDefinition]:
             if materialization is None or materialization.asset_key != dg.AssetKey(sync.name):
                 continue
             counts = {k: v.value for k, v in materialization.metadata.items()}
-            read, rejected = counts.get("rows_read", 0), counts.get("rows_rejected", 0)
-            if read and rejected / read > sync.max_rejected_share:
-                reason = (
-                    f"{rejected} of {read} rows rejected ({rejected / read:.1%}), above "
-                    f"max_rejected_share {sync.max_rejected_share:.0%}"
-                )
+            reason = rejected_rows_reason(sync.max_rejected_share, counts)
+            if reason:
                 return _post(context.dagster_run, sync, "REJECTED ROWS", reason, counts)
         return dg.SkipReason("no sync materialization above its max_rejected_share")
 
@@ -120,40 +112,10 @@ def _sync_of(run: dg.DagsterRun, syncs: dict[str, SyncConfig]) -> SyncConfig | N
 def _post(
     run: dg.DagsterRun, sync: SyncConfig, what: str, reason: str, counts: dict[str, Any]
 ) -> dg.SkipReason | None:
-    url = os.environ.get(WEBHOOK_ENV)
+    url = webhook_url()
     if not url:
         return dg.SkipReason(f"no alert sent: ${WEBHOOK_ENV} is not set")
     destination = run.tags.get(PARTITION_TAG, "?")
-    link = f"{os.environ.get(UI_URL_ENV, 'http://127.0.0.1:3000').rstrip('/')}/runs/{run.run_id}"
-    figures = ", ".join(
-        f"{label} {counts[key]}"
-        for key, label in (
-            ("rows_read", "rows read"),
-            ("calls_sent", "calls sent"),
-            ("rows_rejected", "rejected"),
-            ("last_sync_time", "last_sync_time"),
-        )
-        if key in counts
-    )
-    text = f"reverse-etl: {what}: sync {sync.name} → {destination}\n{reason}\n{figures}\nRun: {link}".replace(
-        "\n\n", "\n"
-    )
-    payload = {
-        "text": text,
-        "blocks": [
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*{what}*: sync `{sync.name}` → `{destination}`"},
-            },
-            {"type": "section", "text": {"type": "mrkdwn", "text": reason[:2900]}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": figures or "no figures"}]},
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{link}|Run {run.run_id}>"}},
-        ],
-        "sync": sync.name,
-        "destination": destination,
-        "run_id": run.run_id,
-        "run_url": link,
-    }
-    response = requests.post(url, json=payload, timeout=10)
-    response.raise_for_status()  # a sensor error shows in the UI: the alert did not go out
+    # A failure here shows in the sensor's tick, naming the webhook's host, never its URL.
+    send_alert(Alert(what, sync.name, destination, run.run_id, reason, counts), url)
     return None

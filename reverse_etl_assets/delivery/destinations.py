@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from reverse_etl_assets.config.models import (
@@ -19,6 +18,7 @@ from reverse_etl_assets.delivery.http_api import HttpSettings, HttpTransport
 from reverse_etl_assets.delivery.outbox import OutboxTransport
 from reverse_etl_assets.delivery.rate_limit import shared_window_file
 from reverse_etl_assets.delivery.sender import Sender, SenderSettings
+from reverse_etl_assets.redaction import secret_from_env
 
 
 def open_destination(
@@ -51,6 +51,7 @@ def open_destination(
         rate_limit_seconds=limit.per_seconds,
         rate_limit_file=shared_window,
         retry_budget_seconds=config.retry_budget_seconds,
+        max_retry_after_seconds=config.max_retry_after_seconds,
     )
     return Sender(transport, settings, log)
 
@@ -89,9 +90,16 @@ def max_calls_per_request(config: Destination) -> int | None:
 
 
 def _secret(destination: str, variable: str, field: str) -> str:
-    value = os.environ.get(variable)
+    value = secret_from_env(variable)
     if not value:
         raise DeliveryError(
             f"destination {destination!r}: the environment variable {variable} ({field}) is not set"
+        )
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
+        # HTTP cannot carry it, and the HTTP library's own error would print the value.
+        raise DeliveryError(
+            f"destination {destination!r}: the environment variable {variable} ({field}) holds a line "
+            "break or another control character, which an HTTP request cannot carry (a secret read from a "
+            f"file with its final newline?): set it without, e.g. export {variable}=\"$(tr -d '\\n' < file)\""
         )
     return value

@@ -1,7 +1,9 @@
 """The errors the delivery stage raises."""
 
+from reverse_etl_assets.redaction import RedactedError
 
-class DeliveryError(Exception):
+
+class DeliveryError(RedactedError):
     """The destination did not accept the calls; the message names the destination and the answer."""
 
 

@@ -1,12 +1,18 @@
 """One HTTP transport for every Segment-compatible API: Customer.io, Segment, or any such endpoint.
 
 A transport makes one attempt and says what the destination answered; retrying, splitting and
-pacing are the sender's job (sender.py).
+pacing are the sender's job (sender.py). Each attempt has a deadline for the whole exchange
+(connecting, sending, and the last byte of the answer): a server that trickles its answer a byte at
+a time never trips a timeout per read, so a watchdog shuts the attempt's socket when the deadline
+passes, and `abort()` shuts every socket in use at once, for a run that is stopping.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +20,11 @@ from typing import Any
 import orjson
 import requests
 import urllib3
+from urllib3.connectionpool import HTTPConnectionPool
 
 from reverse_etl_assets import PACKAGE_NAME, __version__
 from reverse_etl_assets.delivery.batching import BatchRequest
+from reverse_etl_assets.redaction import redact
 
 _MAX_ERROR_TEXT = 2_000
 _CONNECT_TIMEOUT_SECONDS = 10.0
@@ -27,6 +35,7 @@ class Answer:
     status: int
     text: str = ""
     retry_after: float | None = None  # seconds, from a Retry-After header
+    retry_after_text: str = ""  # the header as it came
 
     @property
     def ok(self) -> bool:
@@ -61,6 +70,8 @@ class HttpTransport:
     half a millisecond of CPU per request, a tenth of a core at 150,000 calls a second."""
 
     def __init__(self, settings: HttpSettings) -> None:
+        self._in_use: dict[int, Any] = {}  # sending thread → the connection it holds
+        self._expired: set[int] = set()  # threads whose attempt the watchdog cut off
         self.settings = settings
         self.url = f"{settings.base_url}/batch"
         self._headers = {
@@ -82,8 +93,16 @@ class HttpTransport:
             self._pool: urllib3.PoolManager = urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
         else:
             self._pool = urllib3.PoolManager(**options)
+        self._pool.pool_classes_by_scheme = {
+            scheme: _tracking(pool_class, self._in_use)
+            for scheme, pool_class in self._pool.pool_classes_by_scheme.items()
+        }
 
     def post(self, request: BatchRequest) -> Answer:
+        thread = threading.get_ident()
+        watchdog = threading.Timer(self.settings.timeout_seconds, self._cut_off, (thread,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             response = self._pool.request(
                 "POST",
@@ -96,21 +115,61 @@ class HttpTransport:
         except urllib3.exceptions.NewConnectionError as error:  # before TimeoutError: a subclass
             raise TransportError(f"connection failed ({_root_cause(error)})") from None
         except urllib3.exceptions.TimeoutError:
-            raise TransportError(f"no answer within {self.settings.timeout_seconds:g} s") from None
+            raise TransportError(self._no_answer()) from None
         except urllib3.exceptions.HTTPError as error:
+            if thread in self._expired:
+                raise TransportError(self._no_answer()) from None
             raise TransportError(f"connection failed ({_root_cause(error)})") from None
+        finally:
+            watchdog.cancel()
+            self._in_use.pop(thread, None)
+            self._expired.discard(thread)
         text = response.data[:_MAX_ERROR_TEXT].decode(errors="replace").strip()
         return Answer(
             status=response.status,
-            text=text or response.reason or "",
+            text=redact(text or response.reason or ""),
             retry_after=_retry_after(response.headers.get("Retry-After")),
+            retry_after_text=redact(response.headers.get("Retry-After", ""))[:100],
         )
+
+    def abort(self) -> None:
+        """Cut off every attempt in progress: their threads get a TransportError at once."""
+        for thread in list(self._in_use):
+            self._cut_off(thread)
 
     def flush(self) -> None:
         pass  # an answer is the acknowledgement
 
     def close(self) -> None:
+        self.abort()
         self._pool.clear()
+
+    def _cut_off(self, thread: int) -> None:
+        connection = self._in_use.get(thread)
+        sock = getattr(connection, "sock", None)
+        if sock is None:
+            return
+        self._expired.add(thread)
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)  # the blocked read or write returns with an error
+
+    def _no_answer(self) -> str:
+        return (
+            f"no complete answer within {self.settings.timeout_seconds:g} s (timeout_seconds bounds "
+            "the whole attempt: connecting, sending and the last byte of the answer)"
+        )
+
+
+def _tracking(pool_class: type[HTTPConnectionPool], in_use: dict[int, Any]) -> type[HTTPConnectionPool]:
+    """`pool_class`, noting which connection each thread takes, so that the watchdog finds it."""
+
+    class Tracking(pool_class):  # type: ignore[valid-type,misc]
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            connection = super()._get_conn(timeout)
+            in_use[threading.get_ident()] = connection
+            return connection
+
+    return Tracking
 
 
 def _retry_after(value: str | None) -> float | None:

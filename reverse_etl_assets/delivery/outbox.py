@@ -24,6 +24,9 @@ class OutboxTransport:
             self._file.flush()  # to the OS: a killed process cannot lose what it acknowledged
         return Answer(200)
 
+    def abort(self) -> None:
+        pass  # a write to a file is not left half-way
+
     def flush(self) -> None:
         # Durable on disk too, before the cursor moves.
         with self._lock:

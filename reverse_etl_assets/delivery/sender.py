@@ -1,18 +1,26 @@
 """Send requests to a destination: several in flight, paced, retried, split around bad calls.
 
 - 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter,
-  honouring `Retry-After`, until the request's retry budget is spent.
-- A 400 carrying `meta.errors` (or a 413) is not retried as a whole: the request is split in two,
-  again and again, until the calls the destination refuses stand alone; those become rejected rows
-  with the destination's reason and the rest are delivered.
-- 401/403 stops everything at once: nothing more is sent.
+  honouring `Retry-After`, until the request's retry budget is spent. A `Retry-After` longer than
+  `max_retry_after_seconds`, or than what is left of the budget, stops the run at once.
+- A 400 carrying `meta.errors` is not retried as a whole: the request is split in two, again and
+  again, until the calls the destination refuses stand alone; those become rejected rows with the
+  destination's reason and the rest are delivered. When every call of a request is refused with the
+  same answer, the answer is not about the calls (a wrong endpoint, a proxy): the run stops.
+- 413 (a request too large for the endpoint, or a proxy in front of it) and 401/403 stop the run at
+  once: nothing more is sent.
+- `stop()` ends the run within seconds, whatever it is waiting for: the answers that arrive within
+  `stop_grace_seconds` still count, then the connections still waiting are cut.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,13 +37,16 @@ from tenacity import (
 from reverse_etl_assets.delivery.batching import BatchRequest
 from reverse_etl_assets.delivery.errors import AuthenticationError, DeliveryError
 from reverse_etl_assets.delivery.http_api import Answer, TransportError
-from reverse_etl_assets.delivery.rate_limit import RateLimiter
+from reverse_etl_assets.delivery.rate_limit import RateLimiter, Stopped
 from reverse_etl_assets.mapping.calls import Calls, RejectedRow
 
 
 class Transport(Protocol):
     def post(self, request: BatchRequest) -> Answer:
         """One attempt; raises TransportError when there is no answer."""
+
+    def abort(self) -> None:
+        """Cut off the attempts in progress (a stopping run)."""
 
     def flush(self) -> None: ...
 
@@ -51,8 +62,10 @@ class SenderSettings:
     rate_limit_seconds: float = 3.0
     rate_limit_file: Path | None = None  # shares the limit with other processes on this machine
     retry_budget_seconds: float = 300.0
+    max_retry_after_seconds: float = 120.0
     initial_backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
+    stop_grace_seconds: float = 2.0  # how long a stopping run waits for answers already on their way
 
 
 @dataclass
@@ -68,14 +81,14 @@ class DeliveryStats:
     backoff_seconds: float = 0.0  # sleeping between retries
 
 
-class _Retryable(Exception):
+class _Retryable(Exception):  # never leaves the sender: DeliveryError carries its text out
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
 
 
-class _Stopped(Exception):
-    """Another request failed for good: this one gives up without sending."""
+# `batch[3]: ` and the like: a refusal's reason without the call's place in its request.
+_PLACE = re.compile(r"\bbatch\[\d+\]\s*:?\s*")
 
 
 class Sender:
@@ -97,6 +110,7 @@ class Sender:
         self._slots = threading.BoundedSemaphore(settings.max_in_flight * 2)  # queued + in flight
         self._lock = threading.Lock()
         self._pending: set[Future[None]] = set()
+        self._stopping = threading.Event()
         self._failure: DeliveryError | None = None
         self._delivered: list[Calls] = []
         self._refused: list[RejectedRow] = []
@@ -143,17 +157,23 @@ class Sender:
         return self.stats
 
     def stop(self) -> None:
-        """Send nothing more; wait for the requests already on the wire, whose answers still count
-        (`take_delivered` sees them)."""
+        """Send nothing more, and stop waiting: sleeps and rate-limit waits end at once; answers
+        already on their way still count (`take_delivered` sees them) for `stop_grace_seconds`,
+        then the attempts still waiting are cut off."""
         with self._lock:
             if self._failure is None:
                 self._failure = DeliveryError("the run stopped")
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            pending = list(self._pending)
+        self._stopping.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        wait_for_futures(pending, timeout=self.settings.stop_grace_seconds)
+        self.transport.abort()
+        self._pool.shutdown(wait=True)
 
     def close(self) -> None:
         self.stop()
         self.transport.close()
-        self._limiter.close()
+        self._limiter.close()  # and with it, a Retry-After pause this run was told
 
     # -- one request --------------------------------------------------------------------------
 
@@ -162,7 +182,7 @@ class Sender:
             self._pending.discard(future)
         self._slots.release()
         error = future.exception() if not future.cancelled() else None
-        if error is not None and not isinstance(error, _Stopped):
+        if error is not None and not isinstance(error, Stopped):
             with self._lock:
                 if self._failure is None:
                     self._failure = (
@@ -178,10 +198,27 @@ class Sender:
             raise failure
 
     def _deliver(self, request: BatchRequest) -> None:
+        """Send one request of the run, splitting it around the calls the destination refuses."""
+        refused: list[tuple[Calls, str]] = []
+        self._send_part(request, refused)
+        reasons = {_PLACE.sub("", reason) for _, reason in refused}
+        if len(request.calls) > 1 and len(refused) == len(request.calls) and len(reasons) == 1:
+            raise DeliveryError(
+                f"destination {self.settings.destination_name!r}: POST {self.settings.url} refused every "
+                f"one of the {len(refused)} calls of a request with the same answer ({reasons.pop()}): that "
+                "is about the destination, not the calls (a wrong endpoint, workspace or proxy?); the run "
+                "stops without moving the cursor"
+            )
+        for call, reason in refused:
+            self._refuse(call, reason)
+
+    def _send_part(self, request: BatchRequest, refused: list[tuple[Calls, str]]) -> None:
+        """Deliver `request`, or the parts of it the destination accepts; add the calls it refuses
+        to `refused`."""
         answer = self._post_with_retries(request)
         name, url = self.settings.destination_name, self.settings.url
         if answer.ok:
-            with self._lock:
+            with self._lock:  # acknowledged: recorded at once, whatever happens to the rest
                 self.stats.calls_delivered += len(request.calls)
                 self.stats.requests += 1
                 self.stats.bytes_sent += request.size
@@ -192,16 +229,21 @@ class Sender:
                 f"destination {name!r}: POST {url} answered {answer.status}: {answer.text} "
                 "(check the API key; nothing more is sent in this run)"
             )
+        if answer.status == 413:
+            raise DeliveryError(
+                f"destination {name!r}: POST {url} answered 413 (too large) to a request of "
+                f"{request.size:,} bytes: {answer.text}. The endpoint, or a proxy in front of it, accepts "
+                "less than max_request_bytes: lower it (and max_call_bytes, if single calls are refused)"
+            )
         errors = answer.errors
-        if (answer.status == 400 and errors) or answer.status == 413:
+        if answer.status == 400 and errors:
             if len(request.calls) == 1:
-                reason = "; ".join(errors) or answer.text or "request too large"
-                self._refuse(request.calls, f"the destination refused it ({answer.status}): {reason}")
+                refused.append((request.calls, f"the destination refused it (400): {'; '.join(errors)}"))
                 return
             with self._lock:
                 self.stats.split_requests += 1
             for half in request.split():
-                self._deliver(half)
+                self._send_part(half, refused)
             return
         raise DeliveryError(f"destination {name!r}: POST {url} answered {answer.status}: {answer.text}")
 
@@ -216,17 +258,19 @@ class Sender:
             self._refused.append(RejectedRow(call.row_numbers[0].as_py(), "(call)", reason, row=row))
 
     def _post_with_retries(self, request: BatchRequest) -> Answer:
+        started = time.monotonic()
         retrying = Retrying(
             retry=retry_if_exception_type(_Retryable),
             stop=stop_before_delay(self.settings.retry_budget_seconds),
             wait=self._wait,
+            sleep=self._sleep,
             before_sleep=self._before_sleep,
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(request, retry=attempt.retry_state.attempt_number > 1)
+                    return self._attempt(request, attempt.retry_state.attempt_number > 1, started)
         except _Retryable as error:
             attempts = retrying.statistics.get("attempt_number", 1)
             settings = self.settings
@@ -237,11 +281,11 @@ class Sender:
             ) from None
         raise AssertionError("unreachable")
 
-    def _attempt(self, request: BatchRequest, retry: bool) -> Answer:
+    def _attempt(self, request: BatchRequest, retry: bool, started: float) -> Answer:
         with self._lock:
             if self._failure is not None:
-                raise _Stopped()
-        waited = self._limiter.acquire()
+                raise Stopped()
+        waited = self._limiter.acquire(self._stopping)
         with self._lock:
             self.stats.attempts += 1
             self.stats.retried_requests += retry
@@ -252,9 +296,29 @@ class Sender:
             raise _Retryable(str(error)) from None
         if answer.status == 429 or answer.status >= 500:
             if answer.retry_after is not None:
-                self._limiter.pause(answer.retry_after)  # every sender thread waits, not just this one
+                self._check_retry_after(answer, started)
+                self._limiter.pause(answer.retry_after)  # every sender waits, not just this one
             raise _Retryable(f"answered {answer.status}: {answer.text}", answer.retry_after)
         return answer
+
+    def _check_retry_after(self, answer: Answer, started: float) -> None:
+        """A pause longer than the run may wait stops it now rather than sleep through it."""
+        settings = self.settings
+        left = settings.retry_budget_seconds - (time.monotonic() - started)
+        limit, because = settings.max_retry_after_seconds, "max_retry_after_seconds"
+        if left < limit:
+            limit, because = left, "what is left of retry_budget_seconds"
+        if answer.retry_after is not None and answer.retry_after > limit:
+            raise DeliveryError(
+                f"destination {settings.destination_name!r}: POST {settings.url} answered {answer.status} "
+                f"with Retry-After: {answer.retry_after_text} ({answer.retry_after:,.0f} s), longer than "
+                f"{because} ({max(limit, 0):,.0f} s): the run stops without moving the cursor, and the next "
+                "run sends these rows"
+            )
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stopping.wait(seconds):
+            raise Stopped()
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

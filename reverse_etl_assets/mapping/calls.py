@@ -29,7 +29,13 @@ from reverse_etl_assets.config.models import (
     SyncConfig,
 )
 from reverse_etl_assets.mapping import text_buffers
-from reverse_etl_assets.mapping.fields import DEFAULT_OBJECT, TEXT_FIELDS, Placement, place_columns
+from reverse_etl_assets.mapping.fields import (
+    DEFAULT_OBJECT,
+    TEXT_FIELDS,
+    Placement,
+    identical_events_warning,
+    place_columns,
+)
 from reverse_etl_assets.mapping.render import Rendered, render_column
 from reverse_etl_assets.mapping.validation import Columns, Path, email_only, row_problems
 from reverse_etl_assets.source.unreadable import take_unreadable
@@ -110,6 +116,7 @@ class MappingOptions:
     send_nulls: bool = False
     column_types: Mapping[str, ColumnType] = field(default_factory=dict)
     email_identifies: bool = False  # Customer.io accepts identify with only traits.email
+    lookback: bool = False  # the sync re-reads rows: identical events would be sent once
 
     @classmethod
     def for_sync(cls, sync: SyncConfig, destination_name: str, destination: Destination) -> MappingOptions:
@@ -120,6 +127,7 @@ class MappingOptions:
             send_nulls=sync.send_nulls,
             column_types=sync.column_types,
             email_identifies=isinstance(destination, CustomerIoDestination),
+            lookback=sync.lookback_seconds > 0,
         )
 
 
@@ -165,6 +173,11 @@ class CallMapper:
         self._id_seed = xxhash.xxh3_64_intdigest(options.message_id_namespace.encode())
         self._type_fragment = '{"type":' + orjson.dumps(options.call_type).decode()
 
+    @property
+    def column_names(self) -> list[str]:
+        """The query's result columns (known once a batch was mapped)."""
+        return list(self._schema.names) if self._schema is not None else []
+
     def map_batch(self, batch: pa.RecordBatch, first_row_number: int) -> MappedBatch:
         batch, unreadable = take_unreadable(batch)
         if self._schema is None or not batch.schema.equals(self._schema, check_metadata=True):
@@ -189,6 +202,9 @@ class CallMapper:
         for name in self.options.column_types:
             if name not in schema.names:
                 warnings.append(f"column_types names {name!r}, which the query does not return")
+        identical = identical_events_warning(self.options.call_type, schema.names)
+        if self.options.lookback and identical:
+            warnings.append(identical)
         self.warnings = warnings
         default_object = DEFAULT_OBJECT[self.options.call_type]
         self._root = _Node("")

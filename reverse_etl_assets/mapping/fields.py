@@ -107,6 +107,20 @@ def _path(call_type: CallType, column: str) -> tuple[str, ...]:
     return (default, *parts)
 
 
+def identical_events_warning(call_type: CallType, columns: Sequence[str]) -> str | None:
+    """With a lookback, events (track, page, screen) that select neither `timestamp` nor `messageId`
+    can make identical calls for different rows: the same message id, which the lookback's ledger
+    reads as one event delivered twice."""
+    if call_type not in ("track", "page", "screen") or {"timestamp", "messageId"} & set(columns):
+        return None
+    return (
+        f"lookback_seconds is set and this {call_type} query selects neither timestamp nor messageId: "
+        "two rows with the same values (a user logging in twice) become identical calls with one "
+        "message id, and the lookback sends only one of them. Select when the event happened AS "
+        "timestamp, or a unique id AS messageId"
+    )
+
+
 def _check_conflicts(placements: list[Placement]) -> None:
     seen: dict[tuple[str, ...], str] = {}
     for placement in placements:

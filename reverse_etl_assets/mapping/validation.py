@@ -132,11 +132,12 @@ def _required(
         return [
             missing(
                 "userId",
-                "a identify call needs userId or anonymousId (or traits.email, for Customer.io)",
+                "an identify call needs userId or anonymousId (or traits.email, for Customer.io)",
                 pc.or_(person, email_only(columns, call_type, email_identifies)),
             )
         ]
-    return [missing("userId", f"a {call_type} call needs userId or anonymousId", person)]
+    article = "an" if call_type[0] in "aeiou" else "a"
+    return [missing("userId", f"{article} {call_type} call needs userId or anonymousId", person)]
 
 
 def _timestamp(columns: Columns) -> list[tuple[pa.Array, str, Callable[[int], str]]]:

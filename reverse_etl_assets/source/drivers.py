@@ -8,7 +8,6 @@ text a column at a time), and both get the same time-outs and TLS settings.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from reverse_etl_assets.config.models import MySQLDatabase
+from reverse_etl_assets.redaction import secret_from_env
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.tls import mysqlclient_tls_args, pymysql_tls_args
 
@@ -23,7 +23,7 @@ from reverse_etl_assets.source.tls import mysqlclient_tls_args, pymysql_tls_args
 def database_password(name: str, database: MySQLDatabase) -> str | None:
     if not database.password_env:
         return None
-    password = os.environ.get(database.password_env)
+    password = secret_from_env(database.password_env)
     if password is None:
         raise SourceError(
             f"database {name!r}: the environment variable {database.password_env} (password_env) is not set"

@@ -28,7 +28,10 @@ Guard = Literal[
     "not_incremental",
     "write_grants",
     "large_runs",
+    "identical_events",  # from the query's columns: see mapping.fields.identical_events_warning
+    "unchecked",  # the database could not be asked
     # Only `reverse-etl validate`, from the calls of a sample of rows:
+    "mapping",  # the mapping's warnings (a column named like a reserved field, a lookback risk)
     "rejected_rows",
     "destination_schema",
 ]

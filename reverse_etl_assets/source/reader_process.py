@@ -28,6 +28,7 @@ import pyarrow as pa
 from pydantic import TypeAdapter
 
 from reverse_etl_assets.config.models import Database, MySQLDatabase
+from reverse_etl_assets.source.drivers import database_password
 from reverse_etl_assets.source.errors import SourceError
 
 SERVER_TIME = b"reverse_etl.server_time"
@@ -128,6 +129,8 @@ class InProcessQuery:
 def start_query(name: str, database: Database, sql: str, batch_rows: int) -> RunningQuery:
     if isinstance(database, MySQLDatabase) and database.driver == "connectorx":
         return InProcessQuery(database, name, sql, batch_rows)
+    if isinstance(database, MySQLDatabase):
+        database_password(name, database)  # read here too, so that this process redacts it
     request = {
         "name": name,
         "database": TypeAdapter(Database).dump_python(database, mode="json"),

@@ -94,7 +94,7 @@ _CLIENT_CERT_REFUSED = (
 )
 
 
-def tls_error_hint(message: str, tls: TlsConfig) -> str | None:
+def tls_error_hint(message: str, tls: TlsConfig, password_env: str | None = None) -> str | None:
     """A short hint to append to a connection error, or None when TLS is not the likely cause."""
     lowered = message.lower()
     if "certificate verify failed" in lowered:
@@ -127,13 +127,20 @@ def tls_error_hint(message: str, tls: TlsConfig) -> str | None:
             f"ssl.cert ({tls.cert}), which must be signed by a CA in the server's ssl_ca"
         )
     if "(1045)" in message or "access denied for user" in lowered:
+        # Most often a wrong password: say so first. The server answers an account that requires
+        # TLS or a client certificate with the same words.
+        secret = f" (the variable {password_env})" if password_env else " (none is set: password_env)"
+        hint = f"; check the user name and its password{secret}"
         if tls.mode == "disabled":
             return (
-                "; ssl.mode is disabled: if the account requires TLS (REQUIRE SSL or X509), "
-                "use another ssl.mode"
+                f"{hint}. If they are right, the account may require TLS (REQUIRE SSL): use another ssl.mode"
             )
         if not tls.cert:
-            return "; if the account requires a client certificate (REQUIRE X509), set ssl.cert and ssl.key"
+            return (
+                f"{hint}. If they are right, the account may require a client certificate (REQUIRE X509): "
+                "set ssl.cert and ssl.key"
+            )
+        return hint
     return None
 
 
@@ -143,7 +150,11 @@ def tls_error_hints(database: MySQLDatabase | SQLiteDatabase) -> Iterator[None]:
     try:
         yield
     except SourceError as error:
-        hint = tls_error_hint(str(error), database.ssl) if isinstance(database, MySQLDatabase) else None
+        hint = (
+            tls_error_hint(str(error), database.ssl, database.password_env)
+            if isinstance(database, MySQLDatabase)
+            else None
+        )
         if hint is None:
             raise
         raise SourceError(f"{error}{hint}") from None
