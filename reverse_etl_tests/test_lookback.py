@@ -219,3 +219,41 @@ def test_the_ledger_outlives_the_process(tmp_path, people, customerio):
     third = reverse_etl("run", "with_lookback", "--destination", "cio", cwd=tmp_path, env=env)
     assert "20 rows read, 20 calls sent" in third.stdout, third.stdout + third.stderr
     assert len(customerio.accepted) == 40
+
+
+def test_a_lookback_sync_whose_events_could_look_alike_is_warned_about(
+    tmp_path, mysql_db, customerio, instance
+):
+    """Two logins of one user with the same values are one call: with a lookback, one would be sent.
+    validate, the preview and the query_guards check say so, until the query selects a timestamp."""
+    mysql_db.execute("CREATE TABLE logins (user_id INT, at DATETIME, updated_at DATETIME DEFAULT NOW())")
+    mysql_db.execute("INSERT INTO logins (user_id, at) VALUES (1, NOW()), (1, NOW() - INTERVAL 1 MINUTE)")
+    alike = (
+        "SELECT 'Logged In' AS event, user_id AS userId FROM logins "
+        "WHERE updated_at >= FROM_UNIXTIME({{last_sync_time}})"
+    )
+    apart = alike.replace("user_id AS userId", "user_id AS userId, at AS timestamp")
+    path = write_config(
+        tmp_path / "reverse_etl.yaml",
+        {
+            "databases": {"app_db": mysql_db.config()},
+            "destinations": {"cio": customerio_destination(customerio)},
+            "syncs": [
+                sync_entry("alike", alike, ["cio"], type="track", lookback_seconds=60),
+                sync_entry("apart", apart, ["cio"], type="track", lookback_seconds=60),
+                sync_entry("no_lookback", alike, ["cio"], type="track"),
+            ],
+        },
+    )
+    env = {"DAGSTER_HOME": str(tmp_path / ".dagster")}
+    validated = reverse_etl("validate", cwd=tmp_path, env=env)
+    warning = "lookback_seconds is set and this track query selects neither timestamp nor messageId"
+    assert f"sync 'alike': {warning}" in validated.stderr, validated.stderr
+    assert f"sync 'apart': {warning}" not in validated.stderr
+    assert f"sync 'no_lookback': {warning}" not in validated.stderr
+    assert warning in reverse_etl("preview", "alike", cwd=tmp_path, env=env).stdout
+
+    for sync, warned in (("alike", True), ("apart", False)):
+        result = materialize_sync(path, sync, "cio", instance)
+        [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "query_guards"]
+        assert (warning in (check.description or "")) is warned, check.description

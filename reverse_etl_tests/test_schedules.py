@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from reverse_etl_tests.conftest import (
     write_config,
 )
 from reverse_etl_tests.fake_customerio import FakeCustomerIo, Fault
+from reverse_etl_tests.webhook import Webhook
 
 PROJECT = Path(__file__).resolve().parent.parent
 QUERY = "SELECT id AS userId, email FROM people WHERE updated_at >= FROM_UNIXTIME({{last_sync_time}})"
@@ -278,32 +278,6 @@ def test_frequency_findings():
     assert busy.suggestion() == "2m"
     assert FrequencyFindings(60, ticks=10, skipped_busy=5, durations=[10, 10, 10]).problems() == []
     assert FrequencyFindings(3600, 3, 2, [4000, 4000, 5000]).suggestion() == "2h"
-
-
-class Webhook:
-    """A local HTTP server standing in for a Slack incoming webhook."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/B000"
-
-    def stop(self) -> None:
-        self.server.shutdown()
 
 
 @pytest.fixture

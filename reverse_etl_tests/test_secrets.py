@@ -15,7 +15,7 @@ from reverse_etl_tests.conftest import (
     sync_entry,
     write_config,
 )
-from reverse_etl_tests.fake_customerio import FakeCustomerIo
+from reverse_etl_tests.fake_customerio import FakeCustomerIo, Fault
 
 QUERY = "SELECT id AS userId, email FROM people WHERE updated_at >= FROM_UNIXTIME({{last_sync_time}})"
 
@@ -97,6 +97,80 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, mysql_db: ScratchDatabase):
     assert any(path.suffix == ".db" for path in files)  # the instance's SQLite storage was searched
     assert any("rejected_rows" in str(path) for path in files)
     for secret in (db_password, wrong_password, api_key):
+        for form in forms(secret):
+            for output in outputs:
+                assert form not in output, output
+            for path in files:
+                assert form.encode() not in path.read_bytes(), path
+
+
+def test_no_secret_leaks_from_hostile_failures(tmp_path: Path, mysql_db: ScratchDatabase):
+    """Failure modes that used to print a secret: a header value the HTTP library refuses (a
+    secret file's final newline), a destination that echoes the credentials it was sent, an alert
+    webhook that fails, a password for the fast driver's connection string."""
+    token = f"Token-{secrets.token_hex(8)}"
+    api_key = f"CioKey-{secrets.token_hex(8)}"
+    db_password = f"DbPass-{secrets.token_hex(8)}"
+    hook_path = f"services/T0/B0/{secrets.token_hex(12)}"
+    user = f"sec_{mysql_db.name[-8:]}"
+    mysql_db.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{db_password}'")
+    mysql_db.execute(f"GRANT SELECT ON `{mysql_db.name}`.* TO '{user}'@'%'")
+    mysql_db.execute("CREATE TABLE people (id INT, email VARCHAR(100), updated_at DATETIME NOT NULL)")
+    mysql_db.executemany("INSERT INTO people VALUES (%s, %s, NOW())", [(1, "a@x.io"), (2, "b@x.io")])
+    echoing = FakeCustomerIo(api_key=api_key).start()
+    # It answers 500 with the request's own Authorization header in the body, as some proxies do.
+    echoing.hook = lambda request: Fault(status=500, body=request.headers["authorization"].encode())
+    collector = FakeCustomerIo(auth_header=("X-Token", token)).start()
+    failing_hook = f"http://127.0.0.1:9/{hook_path}"  # nothing listens on port 9
+    outputs: list[str] = []
+    try:
+        write_config(
+            tmp_path / "reverse_etl.yaml",
+            {
+                "databases": {
+                    "app_db": mysql_db.config(user=user, password_env="APP_DB_PASSWORD"),
+                    "fast_db": mysql_db.config(
+                        user=user, password_env="APP_DB_PASSWORD", driver="connectorx", port=9
+                    ),
+                },
+                "destinations": {
+                    "echoing": customerio_destination(
+                        echoing, api_key_env="CIO_API_KEY", retry_budget_seconds=1
+                    ),
+                    "collector": {
+                        "kind": "http",
+                        "base_url": collector.base_url,
+                        "header_name": "X-Token",
+                        "header_value_env": "COLLECTOR_TOKEN",
+                    },
+                },
+                "syncs": [
+                    sync_entry("people", QUERY, ["echoing", "collector"]),
+                    sync_entry("fast", QUERY, ["collector"], database="fast_db"),
+                ],
+            },
+        )
+        env = {
+            "APP_DB_PASSWORD": db_password,
+            "CIO_API_KEY": api_key,
+            "COLLECTOR_TOKEN": token + "\n",  # read from a file with its final newline
+            "REVERSE_ETL_ALERT_WEBHOOK_URL": failing_hook,
+        }
+        outputs.append(run("run", "people", "--destination", "collector", cwd=tmp_path, env=env))
+        assert "COLLECTOR_TOKEN (header_value_env) holds a line break" in outputs[-1], outputs[-1]
+        outputs.append(run("run", "people", "--destination", "echoing", cwd=tmp_path, env=env))
+        assert "FAILED people → echoing" in outputs[-1] and "answered 500" in outputs[-1], outputs[-1]
+        assert "warning: the alert webhook (127.0.0.1" in outputs[-1]
+        outputs.append(run("run", "fast", cwd=tmp_path, env=env))
+        assert "FAILED fast → collector" in outputs[-1], outputs[-1]
+        outputs.append(run("preview", "fast", cwd=tmp_path, env=env))
+    finally:
+        echoing.stop()
+        collector.stop()
+
+    files = [path for path in tmp_path.rglob("*") if path.is_file() and path.name != "reverse_etl.yaml"]
+    assert any(path.suffix == ".db" for path in files)
+    for secret in (token, api_key, db_password, hook_path):
         for form in forms(secret):
             for output in outputs:
                 assert form not in output, output
