@@ -79,6 +79,13 @@ def project(
     )
 
 
+def test_preview_with_limit_zero_counts_and_shows_no_rows(tmp_path, people, customerio):
+    project(tmp_path, people, customerio)
+    out = reverse_etl("preview", "people", "--destination", "backup", "--limit", "0", cwd=tmp_path).stdout
+    assert "The next run would read 25 rows" in out and "(--limit 0: no rows shown)" in out
+    assert "the next run would send nothing" not in out  # it would send 25: nothing contradicts that
+
+
 def instance_at(cwd: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(cwd / ".dagster")))
 

@@ -16,8 +16,10 @@ with status 3.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,6 +35,7 @@ from reverse_etl_assets.source.errors import SourceError
 
 SERVER_TIME = b"reverse_etl.server_time"
 _FAILED = 3
+_PR_SET_PDEATHSIG = 1
 
 
 class RunningQuery(Protocol):
@@ -177,7 +180,20 @@ def _clock(query: InProcessQuery) -> dict[bytes, bytes]:
     return {SERVER_TIME: str(query.first_server_time()).encode()}
 
 
+def _die_with_parent() -> None:
+    """A parent killed outright (SIGKILL) cannot stop this process: ask Linux to, rather than read
+    on for nobody."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the broken pipe ends it at the next batch
+    if os.getppid() == 1:  # the parent died before the request above
+        sys.exit(_FAILED)
+
+
 def main() -> None:
+    _die_with_parent()
     try:
         _serve(json.loads(sys.stdin.buffer.read()), sys.stdout.buffer)
         sys.stdout.buffer.flush()
