@@ -191,7 +191,14 @@ def test_the_same_refusal_for_every_call_fails_the_run(tmp_path, people, custome
     assert not failed.success
     message = failure_message(failed)
     assert "refused every one of the" in message and "workspace is disabled" in message
+    assert "rejected_limit: {share: 1}" in message
     assert committed_cursor(instance) is None
+
+    # A sync that accepts any share of rejections rejects these calls too, and moves on.
+    accepted, _ = timed_run(project(tmp_path, people, customerio, sync_rejected_limit={"share": 1}), instance)
+    assert accepted.success, failure_message(accepted)
+    [materialization] = accepted.asset_materializations_for_node("people")
+    assert materialization.metadata["rows_rejected"].value == ROWS
 
 
 def test_a_413_fails_the_run_with_the_servers_text(tmp_path, people, customerio, instance):

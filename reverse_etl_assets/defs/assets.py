@@ -68,6 +68,8 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
                 sync.name,
                 context.instance.root_directory,
                 context.log,
+                # The sync accepts any share of rejected rows: so it does calls refused all alike.
+                accept_refusals=sync.rejected_limit.share >= 1,
             )
         except DeliveryError as error:
             raise dg.Failure(description=str(error)) from None

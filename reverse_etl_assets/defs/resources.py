@@ -38,6 +38,7 @@ class DeliveryResource(dg.ConfigurableResource):
         sync_name: str,
         instance_root: str | None,
         log: logging.Logger | None = None,
+        accept_refusals: bool = False,
     ) -> Sender:
         """The rate limit is shared by the runs of this instance on this machine."""
         return open_destination(
@@ -47,6 +48,7 @@ class DeliveryResource(dg.ConfigurableResource):
             Path(self.outbox_dir).resolve(),
             log,
             rate_limit_dir=state_dir(instance_root) / "rate_limits",
+            accept_refusals=accept_refusals,
         )
 
     def open_ledger(self, instance_root: str | None) -> DeliveryLedger:

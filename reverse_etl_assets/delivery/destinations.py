@@ -28,9 +28,11 @@ def open_destination(
     outbox_dir: Path,
     log: logging.Logger | None = None,
     rate_limit_dir: Path | None = None,
+    accept_refusals: bool = False,
 ) -> Sender:
     """`outbox_dir` is where an outbox without its own `path` writes. With `rate_limit_dir`, every
-    process on this machine that opens the destination with it shares one rate limit."""
+    process on this machine that opens the destination with it shares one rate limit. With
+    `accept_refusals`, calls refused all alike become rejected rows instead of failing the run."""
     if isinstance(config, OutboxDestination):
         folder = config.path if config.path is not None else outbox_dir / name
         path = folder / f"{sync_name}.jsonl"
@@ -52,6 +54,7 @@ def open_destination(
         rate_limit_file=shared_window,
         retry_budget_seconds=config.retry_budget_seconds,
         max_retry_after_seconds=config.max_retry_after_seconds,
+        accept_refusals=accept_refusals,
     )
     return Sender(transport, settings, log)
 

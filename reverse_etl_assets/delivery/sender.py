@@ -66,6 +66,7 @@ class SenderSettings:
     initial_backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
     stop_grace_seconds: float = 2.0  # how long a stopping run waits for answers already on their way
+    accept_refusals: bool = False  # every call of a request refused alike: rejected rows, not a failure
 
 
 @dataclass
@@ -202,12 +203,14 @@ class Sender:
         refused: list[tuple[Calls, str]] = []
         self._send_part(request, refused)
         reasons = {_PLACE.sub("", reason) for _, reason in refused}
-        if len(request.calls) > 1 and len(refused) == len(request.calls) and len(reasons) == 1:
+        blanket = len(request.calls) > 1 and len(refused) == len(request.calls) and len(reasons) == 1
+        if blanket and not self.settings.accept_refusals:
             raise DeliveryError(
                 f"destination {self.settings.destination_name!r}: POST {self.settings.url} refused every "
-                f"one of the {len(refused)} calls of a request with the same answer ({reasons.pop()}): that "
-                "is about the destination, not the calls (a wrong endpoint, workspace or proxy?); the run "
-                "stops without moving the cursor"
+                f"one of the {len(refused)} calls of a request with the same answer ({reasons.pop()}): most "
+                "likely about the destination, not the calls (a wrong endpoint, workspace or proxy?); the "
+                "run stops without moving the cursor. If the calls really are wrong, fix the rows, or set "
+                "`rejected_limit: {share: 1}` on the sync to reject them and send the rest"
             )
         for call, reason in refused:
             self._refuse(call, reason)
