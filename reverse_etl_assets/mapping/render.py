@@ -207,10 +207,17 @@ def _json_literal(array: pa.Array, kind: str) -> pa.Array:
     return json_quote(_any_as_text(array))
 
 
+# Arrow writes a decimal with an exponent when its adjusted exponent (digits - 1 - scale) is below -6:
+# never with a scale of 6 or less.
+_MAX_SCALE_WITHOUT_EXPONENT = 6
+
+
 def decimal_text(array: pa.Array) -> pa.Array:
     """DECIMALs as the server prints them: every digit of the scale, never an exponent (Arrow's own
     cast writes `1.000E-7` for 0.0000001000). The digits come from the unscaled integer."""
     scale = array.type.scale
+    if scale <= _MAX_SCALE_WITHOUT_EXPONENT:
+        return pc.cast(array, pa.string())  # Arrow's own cast writes these positionally: faster
     wide = pa.types.is_decimal256(array.type)
     unscaled = (pa.decimal256 if wide else pa.decimal128)(array.type.precision, 0)
     digits = array.view(unscaled).cast(pa.string())
