@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,341 @@ def test_group_owners_and_kinds_reach_the_asset(tmp_path: Path):
     assert asset.group_name == "marketing"
     assert list(asset.owners) == ["growth@example.com", "team:growth"]
     assert set(asset.kinds) == {"mysql", "customerio", "outbox"}  # the database, then the destinations
+
+
+# --- Names are whole strings, short enough for every place that uses them ---------------------------
+
+FROM_LINE_24 = "    enabled: true\n"  # line 23 of VALID: a line inserted after it is line 24
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "line"),
+    [
+        (("name: identify_users", 'name: "identify_users\\n"'), "sync 'identify_users\\n', field 'name'", 16),
+        (("  app_db:", '  "app_db\\n":'), "database 'app_db\\n'", 2),
+        (("  customerio:\n    kind", '  "customerio\\n":\n    kind'), "destination 'customerio\\n'", 11),
+        (
+            (FROM_LINE_24, FROM_LINE_24 + '    group: "marketing\\n"\n'),
+            "sync 'identify_users', field 'group'",
+            24,
+        ),
+        (
+            (FROM_LINE_24, FROM_LINE_24 + '    owners: ["growth@example.com\\n"]\n'),
+            "sync 'identify_users', field 'owners'",
+            24,
+        ),
+        (
+            (FROM_LINE_24, FROM_LINE_24 + '    owners: ["team:growth\\n"]\n'),
+            "sync 'identify_users', field 'owners'",
+            24,
+        ),
+        (
+            (FROM_LINE_24, FROM_LINE_24 + '    after_assets: ["dbt/orders\\n"]\n'),
+            "sync 'identify_users', field 'after_assets'",
+            24,
+        ),
+        (("APP_DB_PASSWORD", '"APP_DB_PASSWORD\\n"'), "database 'app_db', field 'password_env'", 7),
+        (
+            ("CUSTOMERIO_API_KEY", '"CUSTOMERIO_API_KEY\\n"'),
+            "destination 'customerio', field 'api_key_env'",
+            14,
+        ),
+        (('time_zone: "+00:00"', 'time_zone: "+00:00\\n"'), "database 'app_db', field 'time_zone'", 9),
+        (
+            ("region: us", 'base_url: "https://cdp.customer.io/v1\\n"'),
+            "destination 'customerio', field 'base_url'",
+            13,
+        ),
+    ],
+)
+def test_names_and_identifiers_are_matched_whole(tmp_path, change, where, line):
+    """`^...$` accepts a value ending in a newline (`$` matches before it), which then fails later:
+    a Dagster name, a file name, an environment variable that is never found."""
+    [problem] = problems(tmp_path, VALID.replace(*change))
+    assert problem.startswith(f"reverse_etl.yaml, line {line}: {where}"), problem
+
+
+def _named(kind: str, name: str) -> str:
+    if kind == "sync":
+        return VALID.replace("name: identify_users", f"name: {name}")
+    if kind == "database":
+        return VALID.replace("  app_db:", f"  {name}:").replace("database: app_db", f"database: {name}")
+    if kind == "destination":
+        return VALID.replace("customerio:\n    kind", f"{name}:\n    kind").replace(
+            "[customerio]", f"[{name}]"
+        )
+    return VALID.replace(FROM_LINE_24, FROM_LINE_24 + f"    group: {name}\n")
+
+
+@pytest.mark.parametrize("kind", ["sync", "database", "destination", "group"])
+def test_names_hold_at_most_64_characters(tmp_path, kind):
+    load_config(write(tmp_path, _named(kind, "n" * 64)))
+    [problem] = problems(tmp_path, _named(kind, "n" * 65))
+    assert f"a {kind} name must be at most 64 characters long" in problem, problem
+
+
+def test_the_longest_names_make_a_valid_dagster_project(tmp_path):
+    """Jobs, schedules, partitions and the instance's files are all built from 64-character names."""
+    import dagster as dg
+
+    from reverse_etl_assets.defs.build import build_definitions
+    from reverse_etl_assets.defs.instance_home import rejected_rows_path
+
+    sync, destination = "s" * 64, "d" * 64
+    text = _named("sync", sync).replace("customerio:\n    kind", f"{destination}:\n    kind")
+    config = load_config(write(tmp_path, text.replace("[customerio]", f"[{destination}]")))
+    dg.Definitions.validate_loadable(build_definitions(config))
+    path = rejected_rows_path(str(tmp_path), sync, destination, "0" * 36)
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+
+
+@pytest.mark.parametrize("name", ["type", "input", "class", "None", "config"])
+def test_names_dagster_reserves_are_refused(tmp_path, name):
+    [problem] = problems(tmp_path, VALID.replace("name: identify_users", f"name: {name}"))
+    assert problem.startswith("reverse_etl.yaml, line 16: ") and "Dagster reserves this name" in problem
+
+
+def test_the_reserved_names_are_dagsters():
+    from dagster._core.definitions.utils import DISALLOWED_NAMES
+
+    from reverse_etl_assets.config.models import DAGSTER_RESERVED_NAMES
+
+    assert set(DISALLOWED_NAMES) == DAGSTER_RESERVED_NAMES
+
+
+def test_the_definition_names_a_sync_becomes_are_the_built_ones(tmp_path):
+    """loading.definition_names() predicts the names defs/ gives, to refuse two syncs whose
+    definitions would clash; this keeps the prediction honest."""
+    import dagster as dg
+
+    from reverse_etl_assets.config.loading import _DAGSTER_OWN_NAMES, definition_names
+    from reverse_etl_assets.defs.build import build_definitions
+
+    text = VALID.replace("[customerio]", "[customerio, dry_run]").replace(
+        "syncs:\n", "  dry_run: {kind: outbox}\nsyncs:\n"
+    )
+    second = text[text.index("  - name:") :].replace("identify_users", "after_orders")
+    text += second.replace("    frequency: 15m\n", "    after_assets: [dbt/orders]\n")
+    config = load_config(write(tmp_path, text))
+    repository = build_definitions(config).get_repository_def()
+    jobs = repository.get_all_jobs()
+    built = {
+        "op": {job.name for job in jobs} | {node.name for job in jobs for node in job.all_node_defs},
+        "instigator": {s.name for s in repository.schedule_defs} | {s.name for s in repository.sensor_defs},
+    }
+    predicted: dict[str, set[str]] = {"op": set(), "instigator": set()}
+    for sync in config.project.syncs:
+        for namespace, name, _ in definition_names(sync):
+            predicted[namespace].add(name)
+    for namespace, name in _DAGSTER_OWN_NAMES:
+        predicted[namespace].add(name)
+    assert predicted == built
+    assert isinstance(repository, dg.RepositoryDefinition)
+
+
+# --- Hostile files: a located error, never a traceback or a hang ---------------------------------------
+
+BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9 if previous else ['lol'] * 9)}]\n"
+    for previous, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)
+_SYNC_BLOCK = VALID[VALID.index("  - name:") :]  # lines 16 to 26
+
+
+def _query(query: str) -> str:
+    return VALID[: VALID.index("    query: |")] + f"    query: {query}\n"
+
+
+# (id, the file, what the problem says, the line it names: None for the whole file)
+HOSTILE = [
+    (
+        "name ending in a newline",
+        VALID.replace("name: identify_users", 'name: "identify_users\\n"'),
+        "a sync name",
+        16,
+    ),
+    (
+        "300-character name",
+        VALID.replace("name: identify_users", "name: " + "u" * 300),
+        "at most 64 characters",
+        16,
+    ),
+    ("alias bomb", BOMB, "YAML anchors and aliases (&x, *x) are not supported", 1),
+    ("anchor and alias", VALID.replace("ssl: {mode: disabled}", "ssl: &tls {mode: disabled}"), "anchors", 8),
+    ("merge of an alias", VALID + "x: &d {a: 1}\ny: {<<: *d}\n", "anchors and aliases", 27),
+    ("10,000 nested lists", "[" * 10_000 + "]" * 10_000 + "\n", "nested more than 20 deep", 1),
+    ("5,000 nested mappings", "a: " + "{a: " * 5_000 + "1" + "}" * 5_000 + "\n", "nested more than 20", 1),
+    ("200 nested block mappings", "".join("  " * i + f"k{i}:\n" for i in range(200)), "nested more than", 20),
+    ("100,001 values", "syncs: [" + "1," * 100_001 + "1]\n", "more than 100,000 keys and values", 1),
+    ("larger than 1 MiB", VALID + "# " + "x" * (1 << 20) + "\n", "larger than 1024 KiB", None),
+    ("a number of 5,000 digits", VALID.replace("port: 3306", "port: " + "9" * 5_000), "5,000 characters", 4),
+    ("a sexagesimal number", VALID.replace("port: 3306", "port: 1" + ":1" * 50_000), "a number of", 4),
+    ("impossible date", VALID.replace("2026-12-01T00:00:00Z", "2026-13-01"), "month must be in 1..12", 22),
+    (
+        "!!bool maybe",
+        VALID.replace("enabled: true", "enabled: !!bool maybe"),
+        "cannot read 'maybe' as a bool",
+        23,
+    ),
+    ("!!timestamp nope", VALID.replace("2026-12-01T00:00:00Z", "!!timestamp nope"), "as a timestamp", 22),
+    ("!!int x", VALID.replace("port: 3306", "port: !!int x"), "cannot read 'x' as a int", 4),
+    ("Python tag", VALID.replace("host: db.internal", "host: !!python/name:os.system"), "not valid YAML", 3),
+    ("not UTF-8", VALID.replace("People", "Pëople").encode("latin-1"), "not UTF-8 text (byte 0xeb)", 17),
+    ("UTF-16", VALID.encode("utf-16"), "the file is UTF-16 text; save it as UTF-8", 1),
+    ("binary", bytes(range(256)), "not UTF-8 text (byte 0x80)", 2),
+    ("control character", VALID.replace("People and", "People\x07and"), "U+0007 is not allowed", 17),
+    ("tab indentation", VALID.replace("    type: identify", "\ttype: identify"), "indent with spaces", 18),
+    ("empty", "", "the file holds no configuration", 1),
+    ("only a comment", "# to do: declare the syncs\n", "the file holds no configuration", 1),
+    ("only a document marker", "---\n", "the file holds no configuration", 1),
+    ("a list", "- databases\n- syncs\n", "expected a mapping with databases, destinations and syncs", 1),
+    ("two documents", VALID + "---\n" + VALID, "expected a single document", 27),
+    ("a sync that is a list", VALID.replace("syncs:\n", "syncs:\n  - [identify, users]\n"), "sync #1", 16),
+    ("a sync that is text", VALID.replace("syncs:\n", "syncs:\n  - identify_users\n"), "sync #1", 16),
+    ("a query that is a number", _query("42"), "field 'query': Input should be a valid string (got 42)", 24),
+    ("a query that is a list", _query("[SELECT 1]"), "field 'query': Input should be a valid string", 24),
+    (
+        "a key that is a number",
+        VALID.replace(FROM_LINE_24, FROM_LINE_24 + "    3: x\n"),
+        "Keys should be",
+        24,
+    ),
+    (
+        "a key that is a list",
+        VALID.replace(FROM_LINE_24, FROM_LINE_24 + "    [a]: x\n"),
+        "unhashable key",
+        24,
+    ),
+    ("frequency that is a number", VALID.replace("frequency: 15m", "frequency: 15"), "(got 15)", 21),
+    (
+        "frequency of 100,000 characters",
+        VALID.replace("15m", '"' + ",0-59" * 20_000 + '"'),
+        "longer than",
+        21,
+    ),
+    ("a NUL in a path", VALID.replace("mode: disabled}", 'mode: disabled, ca: "a\\0b"}'), "embedded null", 8),
+    ("a folder of time zones", VALID.replace('"+00:00"', "America"), "is not an offset such as +00:00", 9),
+    (
+        "an owner Dagster refuses",
+        VALID.replace(FROM_LINE_24, FROM_LINE_24 + "    owners: [a@b.c]\n"),
+        "owner",
+        24,
+    ),
+    ("a name Dagster reserves", VALID.replace("name: identify_users", "name: class"), "Dagster reserves", 16),
+    (
+        "definitions that clash",
+        VALID + _SYNC_BLOCK.replace("identify_users", "preview_identify_users"),
+        "its asset would be named 'preview_identify_users', as is the preview job of sync 'identify_users'",
+        27,
+    ),
+    (
+        "a sync that runs after itself",
+        VALID.replace(FROM_LINE_24, FROM_LINE_24 + "    after_assets: [identify_users]\n"),
+        "in a loop (identify_users → identify_users)",
+        24,
+    ),
+    (
+        "a destination listed 40,000 times",
+        VALID.replace("[customerio]", "[" + ", ".join(["customerio"] * 40_000) + "]"),
+        "listed more than once: customerio",
+        20,
+    ),
+]
+
+
+def write_bytes(tmp_path: Path, content: str | bytes) -> Path:
+    path = tmp_path / "reverse_etl.yaml"
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("content", "expected", "line"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
+)
+def test_a_hostile_file_is_a_located_problem(tmp_path, content, expected, line):
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as raised:
+        load_config(write_bytes(tmp_path, content))
+    assert time.monotonic() - started < 5
+    where = "reverse_etl.yaml: " if line is None else f"reverse_etl.yaml, line {line}"
+    assert any(p.startswith(where) and expected in p for p in raised.value.problems), raised.value.problems
+
+
+def test_so_many_problems_are_counted_not_listed(tmp_path):
+    """30,000 broken destinations: 50 problems, and how many more, in moments (not an hour of lookups)."""
+    destinations = "".join(f"  d{i}: 1\n" for i in range(30_000))
+    started = time.monotonic()
+    found = problems(tmp_path, VALID.replace("destinations:\n", "destinations:\n" + destinations, 1))
+    assert time.monotonic() - started < 10
+    assert (
+        len(found) == 51
+        and found[-1] == "reverse_etl.yaml: 29950 more problem(s) not listed; fix these first"
+    )
+
+
+def test_a_byte_order_mark_and_windows_line_ends_are_fine(tmp_path):
+    for text in ["\ufeff" + VALID, VALID.replace("\n", "\r\n")]:
+        assert load_config(write_bytes(tmp_path, text)).project.syncs[0].name == "identify_users"
+
+
+@pytest.mark.timeout(300)
+def test_reverse_etl_validate_fails_cleanly_and_quickly_on_every_hostile_file(tmp_path):
+    """Exit code 1, a located message, no traceback, and done within seconds (of which starting
+    Python and importing Dagster take about two)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reverse_etl_tests.conftest import cli_environment
+
+    def validate(index: int) -> tuple[str, subprocess.CompletedProcess[str], float]:
+        name, content = HOSTILE[index][:2]
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        path = write_bytes(folder, content)
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "reverse_etl_assets.cli", "validate", "--config", str(path)],
+            cwd=folder,
+            env=cli_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return name, result, time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(validate, range(len(HOSTILE))))
+    for (name, result, seconds), (_, _, expected, line) in zip(results, HOSTILE, strict=True):
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, (name, output[-2000:])
+        assert "Traceback" not in output, (name, output[-2000:])
+        assert expected in output and ("reverse_etl.yaml" + (f", line {line}" if line else "")) in output, (
+            name,
+            output[-2000:],
+        )
+        assert seconds < 15, (name, seconds)
+
+
+def test_credentials_in_a_url_are_refused_without_being_printed_and_plain_http_is_warned(tmp_path):
+    def load(url: str) -> list[str]:
+        path = write(
+            tmp_path, f"destinations:\n  cio: {{kind: customerio, api_key_env: CIO_KEY, base_url: '{url}'}}\n"
+        )
+        try:
+            return load_config(path).warnings
+        except ConfigError as error:
+            return [str(error)]
+
+    [refused] = load("https://user:hunter2-s3cret@cdp.example.com/v1")
+    assert "field 'base_url': the URL holds credentials (user:password@)" in refused
+    assert "hunter2-s3cret" not in refused
+    warned = load("http://cdp.example.com/v1")
+    assert any("the API key would travel unencrypted to cdp.example.com" in w for w in warned), warned
+    for local in (
+        "http://127.0.0.1:8080/v1",
+        "http://localhost/v1",
+        "http://[::1]:9/v1",
+        "https://cdp.example.com/v1",
+    ):
+        assert not any("unencrypted" in w for w in load(local)), local

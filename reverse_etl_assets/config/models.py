@@ -6,13 +6,24 @@ error that names the field rather than a setting silently ignored.
 
 from __future__ import annotations
 
+import keyword
 import re
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from reverse_etl_assets.config.frequency import frequency_to_cron
 from reverse_etl_assets.sql.statement_guard import check_read_only
@@ -22,10 +33,65 @@ CallType = Literal["identify", "track", "group", "page", "screen", "alias"]
 # How a column's values are read when its database type does not say (sync option `column_types`).
 ColumnType = Literal["json", "boolean", "string", "base64", "hex"]
 
-# Dagster asset and partition names allow letters, digits and underscores.
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_OFFSET = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
+# Every pattern here is matched against the whole value (fullmatch): `^...$` would accept a value
+# ending in a newline, which `$` matches before.
+#
+# Names of syncs, destinations, databases and groups: Dagster asset and partition names allow
+# letters, digits and underscores.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A name also becomes part of longer names and paths: Dagster asset keys, partition keys, job and
+# schedule names (`preview_<sync>`, `<sync>__<destination>_schedule`), concurrency pools, and
+# folders and files under the instance (`rejected_rows/<sync>/<destination>/<run id>.jsonl`,
+# `outbox/<destination>/<sync>.jsonl`, the rate limit's `<destination>.<rate>.v2.window`), where a
+# file name holds at most 255 bytes. 64 characters (MySQL's limit for its own names) keeps every
+# one of them well inside its limit, and is plenty for a name people read.
+MAX_NAME_LENGTH = 64
+# Dagster refuses these as asset and op names (dagster._core.definitions.utils.DISALLOWED_NAMES),
+# and a sync's name is both. Copied, not imported: the query reader process loads these models
+# without Dagster (a test checks the copy).
+DAGSTER_RESERVED_NAMES = frozenset(
+    [
+        *("context", "conf", "config", "meta", "arg_dict", "dict", "input_arg_dict", "output_arg_dict"),
+        *("int", "str", "float", "bool", "input", "output", "type"),
+        *keyword.kwlist,
+    ]
+)
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OFFSET = re.compile(r"[+-](0\d|1[0-4]):[0-5]\d")
+# Owners as Dagster accepts them (dagster._core.utils.is_valid_email), or team:name.
+_EMAIL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._%+-]*@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
+_TEAM = re.compile(r"team:[A-Za-z0-9_.-]+")
+_ASSET_KEY = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")
+_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (a token, RFC 9110)
+# A cron expression listing every value of every field is under 400 characters; Dagster's cron
+# parser would take minutes over a far longer one.
+_MAX_FREQUENCY_LENGTH = 400
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """`value` quoted for a message, cut short if long."""
+    return repr(value) if len(value) <= limit else f"{value[: limit - 3]!r}... ({len(value)} characters)"
+
+
+def check_name(value: str, what: str) -> str:
+    """A sync, destination, database or group name: see _NAME and MAX_NAME_LENGTH."""
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"{shown(value)}: a {what} name may hold only letters, digits and underscores, "
+            "and must not start with a digit"
+        )
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"{shown(value)}: a {what} name must be at most {MAX_NAME_LENGTH} characters long "
+            "(it becomes part of job, schedule and file names)"
+        )
+    return value
+
+
+DatabaseName = Annotated[str, AfterValidator(lambda value: check_name(value, "database"))]
+DestinationName = Annotated[str, AfterValidator(lambda value: check_name(value, "destination"))]
 
 
 class StrictModel(BaseModel):
@@ -33,9 +99,9 @@ class StrictModel(BaseModel):
 
 
 def _check_env_var_name(value: str | None) -> str | None:
-    if value is not None and not _ENV_VAR.match(value):
+    if value is not None and not _ENV_VAR.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not an environment variable name: name the variable that holds the "
+            f"{shown(value)} is not an environment variable name: name the variable that holds the "
             "secret (e.g. APP_DB_PASSWORD), never the secret itself"
         )
     return value
@@ -43,13 +109,13 @@ def _check_env_var_name(value: str | None) -> str | None:
 
 def check_time_zone(value: str, offsets: bool = True) -> str:
     """Accept an offset such as `+00:00` (when `offsets`) or an IANA name such as `Europe/Paris`."""
-    if offsets and _OFFSET.match(value):
+    if offsets and _OFFSET.fullmatch(value):
         return value
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, e.g. America
         expected = "an offset such as +00:00 or " if offsets else ""
-        raise ValueError(f"{value!r} is not {expected}a time zone name such as Europe/Paris") from None
+        raise ValueError(f"{shown(value)} is not {expected}a time zone name such as Europe/Paris") from None
     return value
 
 
@@ -122,8 +188,15 @@ Database = Annotated[
 
 
 def _check_url(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"{value!r} is not an http(s) URL")
+    if value is not None and _USERINFO.match(value):
+        # Never echoed: what stands before the @ is a secret.
+        raise ValueError(
+            "the URL holds credentials (user:password@): they would be printed with every error; "
+            "remove them and put the key in its variable (api_key_env, write_key_env, basic_key_env "
+            "or header_value_env)"
+        )
+    if value is not None and not _URL.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not an http(s) URL (without spaces)")
     return value.rstrip("/") if value else value
 
 
@@ -197,6 +270,15 @@ class HttpEndpointDestination(HttpDelivery):
 
     _check_env_names = field_validator("basic_key_env", "header_value_env")(_check_env_var_name)
 
+    @field_validator("header_name")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_NAME.fullmatch(value):
+            raise ValueError(
+                f"{shown(value)} is not an HTTP header name (letters, digits and - such as X-Token)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_auth(self) -> HttpEndpointDestination:
         if (self.header_name is None) != (self.header_value_env is None):
@@ -259,10 +341,10 @@ class SyncConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        check_name(value, "sync")
+        if value in DAGSTER_RESERVED_NAMES:
             raise ValueError(
-                f"{value!r}: a sync name may hold only letters, digits and underscores, "
-                "and must not start with a digit"
+                f"{value!r}: Dagster reserves this name (a Python keyword or its own); choose another"
             )
         return value
 
@@ -277,24 +359,20 @@ class SyncConfig(StrictModel):
     @field_validator("group")
     @classmethod
     def _group(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"{value!r}: a group name may hold only letters, digits and underscores")
-        return value
+        return check_name(value, "group")
 
     @field_validator("owners")
     @classmethod
     def _owners(cls, value: list[str]) -> list[str]:
         for owner in value:
-            if not (
-                re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", owner) or re.match(r"^team:[A-Za-z0-9_.-]+$", owner)
-            ):
-                raise ValueError(f"{owner!r}: an owner is an email address or team:name")
+            if not (_EMAIL.fullmatch(owner) or _TEAM.fullmatch(owner)):
+                raise ValueError(f"{shown(owner)}: an owner is an email address or team:name")
         return value
 
     @field_validator("destinations")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
-        duplicates = sorted({name for name in value if value.count(name) > 1})
+        duplicates = sorted(name for name, count in Counter(value).items() if count > 1)
         if duplicates:
             raise ValueError(f"listed more than once: {', '.join(duplicates)}")
         return value
@@ -303,6 +381,11 @@ class SyncConfig(StrictModel):
     @classmethod
     def _frequency(cls, value: str | None) -> str | None:
         if value is not None:
+            if len(value) > _MAX_FREQUENCY_LENGTH:
+                raise ValueError(
+                    f"{shown(value)} is longer than any interval or cron expression "
+                    f"({_MAX_FREQUENCY_LENGTH} characters)"
+                )
             frequency_to_cron(value)
         return value
 
@@ -310,8 +393,8 @@ class SyncConfig(StrictModel):
     @classmethod
     def _asset_keys(cls, value: list[str]) -> list[str]:
         for key in value:
-            if not re.match(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$", key):
-                raise ValueError(f"{key!r} is not an asset key such as 'dbt/orders' (parts joined by /)")
+            if not _ASSET_KEY.fullmatch(key):
+                raise ValueError(f"{shown(key)} is not an asset key such as 'dbt/orders' (parts joined by /)")
         return value
 
     @model_validator(mode="after")
@@ -336,18 +419,10 @@ class SyncConfig(StrictModel):
 class ProjectConfig(StrictModel):
     """The whole file: named databases and destinations, and the syncs that use them."""
 
-    databases: dict[str, Database] = Field(default_factory=dict)
-    destinations: dict[str, Destination] = Field(default_factory=dict)
+    databases: dict[DatabaseName, Database] = Field(default_factory=dict)
+    destinations: dict[DestinationName, Destination] = Field(default_factory=dict)
     syncs: list[SyncConfig] = Field(default_factory=list)
     schedule_timezone: str = "UTC"
-
-    @field_validator("destinations")
-    @classmethod
-    def _destination_names(cls, value: dict[str, Destination]) -> dict[str, Destination]:
-        for name in value:
-            if not _NAME.match(name):
-                raise ValueError(f"destination name {name!r} may hold only letters, digits and underscores")
-        return value
 
     @field_validator("schedule_timezone")
     @classmethod

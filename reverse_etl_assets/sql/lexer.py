@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import unicodedata
 from collections.abc import Iterator
 from typing import NamedTuple, NoReturn
 
@@ -21,7 +22,9 @@ class Unclosed(QueryRefused):
 
 
 class Token(NamedTuple):
-    kind: str  # "word" (keyword, name or number-like run), "number", "string", "ident" (`...`), "punct"
+    # "word" (keyword, name or number-like run), "number", "string", "ident" (`...`, and "..." under
+    # ANSI_QUOTES), "punct"
+    kind: str
     text: str
     line: int
     glued: bool  # nothing (no space, no comment) between this token and the one before
@@ -30,6 +33,25 @@ class Token(NamedTuple):
     @property
     def keyword(self) -> str:
         return self.text.upper() if self.kind == "word" else ""
+
+    @property
+    def name(self) -> str:
+        """The name this token spells where the server may read it as one, folded for comparison: a
+        word, a `quoted` name, or a "double-quoted" one (a name under ANSI_QUOTES, a string
+        otherwise), without its quotes, in capitals and without accents; '' for anything else.
+
+        MariaDB and MySQL find built-in functions whatever the case; MySQL finds loadable functions
+        (the locking service's) under utf8mb3_general_ci, which also ignores accents: folding them
+        away can only make a name match more often.
+        """
+        if self.kind == "word":
+            unquoted = self.text
+        elif len(self.text) >= 2 and self.text[0] in '`"' and self.text[-1] == self.text[0]:
+            unquoted = self.text[1:-1].replace(self.text[0] * 2, self.text[0])
+        else:
+            return ""
+        decomposed = unicodedata.normalize("NFKD", unquoted)
+        return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
 
 
 PREFIX = "the query is not a single read statement"
@@ -43,13 +65,20 @@ _WORD = re.compile(r"[0-9A-Za-z_$\u0080-\U0010ffff]+")
 _NUMBER = re.compile(r"(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+")
 
 
+# Where quoted text ends depends on the server's sql_mode, which the query cannot tell. Each reading
+# is (backslashes escape, ANSI_QUOTES): the default mode; NO_BACKSLASH_ESCAPES; ANSI_QUOTES, where
+# "..." is a name, in which a backslash is an ordinary character. Both modes at once end every quote
+# where NO_BACKSLASH_ESCAPES alone does.
+READINGS = ((True, False), (False, False), (True, True))
+
+
 def has_top_level_limit(sql: str) -> bool:
-    """Does the statement itself end in LIMIT (rather than only its subqueries)? Under either reading
-    of backslashes, so that a doubt answers yes."""
-    for backslash_escapes in (True, False):
+    """Does the statement itself end in LIMIT (rather than only its subqueries)? Under every reading
+    of quotes and backslashes, so that a doubt answers yes."""
+    for backslash_escapes, ansi_quotes in READINGS:
         depth = 0
         try:
-            tokens = split_tokens(sql, backslash_escapes=backslash_escapes)
+            tokens = split_tokens(sql, backslash_escapes=backslash_escapes, ansi_quotes=ansi_quotes)
         except QueryRefused:
             return True
         for token in tokens:
@@ -78,14 +107,16 @@ def derived_table(sql: str, alias: str) -> str:
     return f"(\n{statement_body(sql)}\n) AS {alias}"
 
 
-def split_tokens(sql: str, *, backslash_escapes: bool) -> list[Token]:
-    """Every token of `sql`. Something never closed is an error when backslashes escape (the usual
-    mode); in the other reading the tokens stop there, as the server would reject the rest."""
+def split_tokens(sql: str, *, backslash_escapes: bool, ansi_quotes: bool = False) -> list[Token]:
+    """Every token of `sql`. Something never closed is an error in the usual mode (backslashes
+    escape, "..." is a string); in the other readings the tokens stop there, as the server would
+    reject the rest. With `ansi_quotes`, "..." is a name (kind "ident"), where backslashes do not
+    escape."""
     tokens: list[Token] = []
     try:
-        tokens.extend(_lex(sql, 0, len(sql), backslash_escapes, _line_finder(sql)))
+        tokens.extend(_lex(sql, 0, len(sql), (backslash_escapes, ansi_quotes), _line_finder(sql)))
     except Unclosed:
-        if backslash_escapes:
+        if backslash_escapes and not ansi_quotes:
             raise
     return tokens
 
@@ -101,8 +132,10 @@ class _LineFinder(NamedTuple):
         return bisect.bisect_right(self.newlines, pos - 1) + 1
 
 
-def _lex(sql: str, pos: int, end: int, backslash_escapes: bool, line_of: _LineFinder) -> Iterator[Token]:
-    """Yield the tokens of sql[pos:end], dropping whitespace and comments (but not optimizer hints)."""
+def _lex(sql: str, pos: int, end: int, reading: tuple[bool, bool], line_of: _LineFinder) -> Iterator[Token]:
+    """Yield the tokens of sql[pos:end], dropping whitespace and comments (but not optimizer hints).
+    `reading` is (backslash escapes, ANSI_QUOTES)."""
+    backslash_escapes, ansi_quotes = reading
     glued = False
     previous = ""
     while pos < end:
@@ -127,13 +160,14 @@ def _lex(sql: str, pos: int, end: int, backslash_escapes: bool, line_of: _LineFi
                 raise Unclosed(f"{PREFIX}: the comment starting at line {line_of(pos)} is never closed")
             if sql.startswith("/*+", pos) and previous == "SELECT":
                 # An optimizer hint is read by the server, not skipped: check it like the rest.
-                yield from _lex(sql, pos + 3, close, backslash_escapes, line_of)
+                yield from _lex(sql, pos + 3, close, reading, line_of)
             pos = close + 2
             glued = False
             continue
         if ch in "'\"`":
-            pos = _close_quote(sql, pos, end, backslash_escapes and ch != "`", line_of)
-            kind = "ident" if ch == "`" else "string"
+            name = ch == "`" or (ch == '"' and ansi_quotes)  # a name, where backslashes do not escape
+            pos = _close_quote(sql, pos, end, backslash_escapes and not name, line_of)
+            kind = "ident" if name else "string"
         elif (number := _NUMBER.match(sql, pos, end)) and not (ch == "." and glued and previous):
             pos = number.end()
             kind = "number"

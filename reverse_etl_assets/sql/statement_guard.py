@@ -4,7 +4,8 @@ The session is already a READ ONLY transaction, but that does not stop `SELECT .
 `INTO @var` or named locks (GET_LOCK), nor every server's locking reads, and a mistake deserves a
 message naming the culprit, sent before the database is touched. The check splits the query into
 tokens the way the MySQL/MariaDB lexer does, so words inside comments, strings and quoted identifiers
-never count as keywords.
+never count as keywords, while a function's name counts however it is written: `GET_LOCK`(...),
+"GET_LOCK"(...) under ANSI_QUOTES, mariadb_schema.get_lock /* c */ (...) all take the lock.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import NoReturn
 
 from reverse_etl_assets.sql.lexer import (
     PREFIX,
+    READINGS,
     QueryRefused,
     Token,
     refuse,
@@ -44,6 +46,8 @@ _STATEMENT_WORDS = _words(
     "ALTER CALL CREATE DELETE DROP GRANT INSERT KILL LOAD LOCK RENAME REPLACE REVOKE UNLOCK UPDATE"
 )
 _ALSO_FUNCTIONS = _words("INSERT REPLACE")
+# Functions that take or give up a named lock (IS_FREE_LOCK and IS_USED_LOCK only look). A call is the
+# name, however quoted or qualified (MariaDB's mariadb_schema.GET_LOCK is the built-in), then "(".
 _LOCK_FUNCTIONS = _words(
     "GET_LOCK RELEASE_LOCK RELEASE_ALL_LOCKS SERVICE_GET_READ_LOCKS SERVICE_GET_WRITE_LOCKS "
     "SERVICE_RELEASE_LOCKS"
@@ -55,22 +59,38 @@ _SECOND_WORDS = _words(
 )
 
 
+# For each other reading of quotes (see lexer.READINGS): the text that makes it differ from the usual
+# one, and what a refusal found only in that reading says.
+_OTHER_READINGS = {
+    READINGS[1]: (
+        ("\\'", '\\"'),
+        "NO_BACKSLASH_ESCAPES, where \\' ends a string",
+        "write '' rather than \\' for a quote inside a string: it means the same in every mode",
+    ),
+    READINGS[2]: (
+        ('\\"',),
+        'ANSI_QUOTES, where "..." is a name and \\" ends it',
+        'write "" rather than \\" for a double quote inside a string, or quote the string with \'...\': '
+        "it means the same in every mode",
+    ),
+}
+
+
 def check_read_only(query: str) -> None:
     """Raise QueryRefused unless `query` is one read-only SELECT (or WITH ... SELECT) statement."""
     # The placeholder becomes a number, as render_query does; newlines it spans keep the line numbers.
     sql = LAST_SYNC_TIME.sub(lambda match: "1" + "\n" * match.group().count("\n"), query)
     _check(split_tokens(sql, backslash_escapes=True))
-    if "\\'" in sql or '\\"' in sql:
-        # Where quotes end depends on the server's sql_mode: refuse what is unsafe under either reading.
+    # Where quotes end depends on the server's sql_mode: refuse what is unsafe under any reading.
+    for (backslash_escapes, ansi_quotes), (differs_on, mode, advice) in _OTHER_READINGS.items():
+        if not any(text in sql for text in differs_on):
+            continue  # the tokens are the usual ones, already checked
         try:
-            _check(split_tokens(sql, backslash_escapes=False))
+            _check(split_tokens(sql, backslash_escapes=backslash_escapes, ansi_quotes=ansi_quotes))
         except QueryRefused as refused:
             detail = str(refused).removeprefix(f"{PREFIX}: ")
-            raise QueryRefused(
-                f"{PREFIX} on a server whose sql_mode includes NO_BACKSLASH_ESCAPES, where \\' ends a "
-                f"string: {detail} (write '' rather than \\' for a quote inside a string: it means the same "
-                "in every mode)"
-            ) from None
+            where = f"on a server whose sql_mode includes {mode}"
+            raise QueryRefused(f"{PREFIX} {where}: {detail} ({advice})") from None
 
 
 def _check(tokens: list[Token]) -> None:
@@ -92,7 +112,11 @@ def _check(tokens: list[Token]) -> None:
 
 
 def _check_word(tokens: list[Token], i: int) -> None:
-    """Refuse the keywords that make a SELECT write, lock, or stop being a SELECT, wherever they are."""
+    """Refuse the keywords that make a SELECT write, lock, or stop being a SELECT, wherever they are,
+    and calls of the lock functions."""
+    function = tokens[i].name
+    if function in _LOCK_FUNCTIONS and i + 1 < len(tokens) and _is_punct(tokens[i + 1], "("):
+        refuse(f"{function}()", tokens[i].line, _LOCK_FUNCTION)
     word = tokens[i].keyword
     if not word or _is_name(tokens, i):
         return
@@ -105,20 +129,26 @@ def _check_word(tokens: list[Token], i: int) -> None:
         refuse(f"FOR {after}", line, _LOCKING_READ)
     if word == "LOCK" and after == "IN":
         refuse("LOCK IN SHARE MODE", line, _LOCKING_READ)
-    if word in _LOCK_FUNCTIONS:
-        refuse(f"{word}()", line, _LOCK_FUNCTION)
     if word in _STATEMENT_WORDS and not (word in _ALSO_FUNCTIONS and after == "("):
         refuse(_name(tokens, i), line, _ONLY_SELECT)
 
 
+def _is_punct(token: Token, text: str) -> bool:
+    return token.kind == "punct" and token.text == text
+
+
 def _is_name(tokens: list[Token], i: int) -> bool:
-    """`t.update` and `@into` are names: the server reads a word glued after `name.` or `@` as one."""
+    """`t.update` and `@into` are names: the server reads a word glued after `name.` or `@` as one.
+    So is `"t".update`: under ANSI_QUOTES "t" is a name, and otherwise the server rejects it."""
     if i == 0 or not tokens[i].glued:
         return False
     before = tokens[i - 1]
     if before.text == "@":
         return True
-    return before.text == "." and before.glued and i >= 2 and tokens[i - 2].kind in ("word", "ident")
+    if before.text != "." or not before.glued or i < 2:
+        return False
+    qualifier = tokens[i - 2]
+    return qualifier.kind in ("word", "ident") or qualifier.text.startswith('"')
 
 
 def _check_start(tokens: list[Token], i: int) -> None:
