@@ -16,6 +16,7 @@ import dagster as dg
 import pymysql
 import pytest
 import yaml
+from hypothesis import HealthCheck, Phase, settings
 
 from reverse_etl_tests.fake_customerio import FakeCustomerIo
 
@@ -24,6 +25,25 @@ MYSQL_PORT = int(os.environ.get("REVERSE_ETL_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("REVERSE_ETL_TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("REVERSE_ETL_TEST_MYSQL_PASSWORD", "")
 API_KEY_ENV = "REVERSE_ETL_TEST_CIO_API_KEY"
+
+# Hypothesis profiles (test_fidelity_oracle.py builds a table and runs every driver per example).
+# `ci` is the default everywhere: a fixed seed and a fixed number of examples, so that a run takes
+# the same (bounded: about three minutes on two cores) time and finds the same failures; it does
+# not shrink (each shrink step is a database round trip). `deep` is a long randomized local search
+# that shrinks what it finds: `pytest reverse_etl_tests/test_fidelity_oracle.py
+# --hypothesis-profile=deep` (Hypothesis's own pytest option, which overrides the default here).
+_SLOW_EXAMPLES = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=120,
+    deadline=None,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=_SLOW_EXAMPLES,
+)
+settings.register_profile("deep", max_examples=2000, deadline=None, suppress_health_check=_SLOW_EXAMPLES)
+settings.load_profile("ci")
 
 
 def admin_connection(database: str | None = None) -> pymysql.connections.Connection:

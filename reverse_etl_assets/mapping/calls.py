@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,13 @@ from reverse_etl_assets.mapping.fields import (
     identical_events_warning,
     place_columns,
 )
-from reverse_etl_assets.mapping.render import Rendered, render_column
+from reverse_etl_assets.mapping.render import (
+    Rendered,
+    decimal_text,
+    iso_timestamps,
+    mysql_times,
+    render_column,
+)
 from reverse_etl_assets.mapping.validation import Columns, Path, email_only, row_problems
 from reverse_etl_assets.source.unreadable import take_unreadable
 
@@ -220,9 +225,11 @@ class CallMapper:
                 placement,
                 schema.get_field_index(placement.column),
                 role,
+                # Never for an identifier (a group's traits.object_type_id): NULL is no identifier.
                 keep_null=self.options.send_nulls
                 and placement.path[0] == default_object
-                and len(placement.path) > 1,
+                and len(placement.path) > 1
+                and role == "value",
             )
             node = self._root
             for key in placement.path[:-1] if not leaf.whole_object else placement.path:
@@ -409,14 +416,27 @@ def _row_values(batch: pa.RecordBatch, row: int) -> dict[str, Any]:
 
 
 def plain_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    """A batch's rows as JSON-safe values, for reports and the preview: DECIMALs as the server
-    prints them, bytes in Base64, dates and times as text."""
-    return orjson.loads(orjson.dumps(batch.to_pylist(), default=_plain, option=orjson.OPT_NON_STR_KEYS))
+    """A batch's rows as JSON-safe values, for reports and the preview: dates and times as the
+    mapping writes them (a DATETIME of 9999 west of UTC is beyond Python's datetime), DECIMALs as
+    the server prints them, bytes in Base64."""
+    columns = [_plain_column(column) for column in batch.columns]
+    table = pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+    return orjson.loads(orjson.dumps(table.to_pylist(), default=str, option=orjson.OPT_NON_STR_KEYS))
 
 
-def _plain(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    return str(value)
+def _plain_column(column: pa.Array) -> pa.Array:
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        return iso_timestamps(column)
+    if pa.types.is_duration(kind):
+        return mysql_times(column)
+    if pa.types.is_decimal(kind):
+        return decimal_text(column)
+    if pa.types.is_date(kind):
+        return pc.cast(column, pa.string())
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return pa.array(
+            [None if b is None else base64.b64encode(b).decode("ascii") for b in column.to_pylist()],
+            pa.string(),
+        )
+    return column

@@ -13,7 +13,7 @@ _COMMON = ("userId", "anonymousId", "timestamp", "messageId")
 # Columns with these exact names (case-sensitive) become top-level fields of the call.
 TOP_LEVEL_FIELDS: dict[CallType, tuple[str, ...]] = {
     "identify": _COMMON,
-    "track": (*_COMMON, "event"),
+    "track": (*_COMMON, "event", "groupId"),  # groupId: an event about an object
     "page": (*_COMMON, "name", "category"),
     "screen": (*_COMMON, "name"),
     "group": (*_COMMON, "groupId", "objectTypeId"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -73,11 +74,15 @@ def render_column(
     if kind == "json":
         rendered = _json_documents(array)
         return _ids_from_json(rendered) if role == "id" else rendered
-    if role == "boolean" or (kind == "boolean" and role != "id"):
-        return _boolean(array)
+    if role == "id" and kind == "boolean":  # a flag (TINYINT(1), BIT(1)) names nobody
+        return Rendered(
+            pa.nulls(len(array), pa.string()), None, dict.fromkeys(_valid_rows(array), _FLAG_ID_ERROR)
+        )
+    if role == "boolean" or kind == "boolean":
+        # Declared booleans must be 0 or 1; a flag column follows MySQL: any other number is true.
+        return _boolean(array, strict=declared == "boolean")
     if role == "id" or kind in _TEXT_KINDS:
-        # A flag column (TINYINT(1), BIT(1)) named as an identifier is its number.
-        text, errors = _as_text(array, _natural_kind(arrow_field) if kind == "boolean" else kind, arrow_field)
+        text, errors = _as_text(array, kind, arrow_field)
         if text is None:  # true/false, a SET: not a single text value
             return Rendered(
                 pa.nulls(len(array), pa.string()), None, {row: _ID_ERROR for row in _valid_rows(array)}
@@ -93,6 +98,10 @@ def render_column(
 
 _TEXT_KINDS = {"text", "string", "base64", "hex", "timestamp", "date", "time"}
 _ID_ERROR = "an identifier must be a single value, not true/false, a JSON object or an array"
+_FLAG_ID_ERROR = (
+    "a TINYINT(1)/BOOLEAN or BIT(1) column is a flag, not an identifier: CAST it AS CHAR, or declare it "
+    "`string` in column_types"
+)
 
 
 def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> str:
@@ -331,13 +340,24 @@ def _any_as_text(array: pa.Array) -> pa.Array:
     return pc.cast(array, pa.string())
 
 
-def _boolean(array: pa.Array) -> Rendered:
+def _boolean(array: pa.Array, strict: bool = False) -> Rendered:
+    """true/false from numbers (true when not zero; with `strict`, only 0 and 1), BIT(1) bytes, or
+    the text true/false/1/0 in any case; anything else rejects its row."""
     kind = array.type
     errors: dict[int, str] = {}
     if pa.types.is_boolean(kind):
         truth = array
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        truth = pc.not_equal(array, pc.cast(pa.scalar(0), kind))
+        # A zero of the column's own type: DECIMAL(23,23) has no room for an integer 0.
+        zero = pa.scalar(Decimal(0) if pa.types.is_decimal(kind) else 0, kind)
+        truth = pc.not_equal(array, zero)
+        if strict:
+            one = (
+                pa.scalar(Decimal(1) if pa.types.is_decimal(kind) else 1, kind) if _holds_one(kind) else None
+            )
+            other = pc.and_(truth, pc.not_equal(array, one)) if one is not None else truth
+            for row in pc.indices_nonzero(pc.fill_null(other, False)).to_pylist():
+                errors[row] = f"{array[row].as_py()} is not a boolean (expected 0/1 or true/false)"
     elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):  # BIT(1)
         truth = pa.array([None if b is None else any(b) for b in array.to_pylist()], pa.bool_())
     else:
@@ -349,6 +369,11 @@ def _boolean(array: pa.Array) -> Rendered:
         truth = pc.if_else(pc.is_valid(array), truth, pa.scalar(None, pa.bool_()))
     json = pc.if_else(truth, "true", "false")
     return Rendered(_drop(json, errors), None, errors)
+
+
+def _holds_one(kind: pa.DataType) -> bool:
+    """Can the type hold 1 (a DECIMAL(5,5) cannot)?"""
+    return not pa.types.is_decimal(kind) or kind.precision > kind.scale
 
 
 def _json_documents(array: pa.Array) -> Rendered:

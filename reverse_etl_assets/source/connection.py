@@ -21,8 +21,9 @@ from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.json_columns import mark_json_columns
 from reverse_etl_assets.source.tls import REQUIRES_TLS, tls_error_hints
 from reverse_etl_assets.source.type_mapping import ColumnInfo, describe_columns
-from reverse_etl_assets.sql.lexer import derived_table, has_top_level_limit
+from reverse_etl_assets.sql.lexer import derived_table, has_top_level_limit, statement_body
 
+_DUPLICATE_COLUMN = 1060  # ER_DUP_FIELDNAME
 # While delivery backs off, we stop reading and the server waits to write: let it wait an hour
 # rather than drop the connection after its 60-second default.
 _NET_WRITE_TIMEOUT_SECONDS = 3600
@@ -106,11 +107,35 @@ class SourceSession:
     def count_rows(self, sql: str) -> int:
         """How many rows `sql` returns, counted by the server."""
         with _errors(self.database_name, "counting the query's rows"):
-            return int(self._scalar(f"SELECT COUNT(*) FROM {derived_table(sql, 'counted_rows')}"))
+            return int(self._around(sql, "counted_rows", "SELECT COUNT(*) FROM {table}"))
 
     def returns_rows(self, sql: str) -> bool:
         with _errors(self.database_name, "probing the query"):
-            return self._scalar(f"SELECT 1 FROM {derived_table(sql, 'probed_rows')} LIMIT 1") is not None
+            return self._around(sql, "probed_rows", "SELECT 1 FROM {table} LIMIT 1") is not None
+
+    def _around(self, sql: str, alias: str, outer: str) -> object:
+        """`outer` run around `sql`, which it names `{table}`. A derived table's columns must have
+        names that differ without regard to case, which a query's need not (`userId` beside a trait
+        `UserId`): then the query gets a column list of its own, as a common table expression."""
+        try:
+            return self._scalar(outer.format(table=derived_table(sql, alias)))
+        except sa.exc.DBAPIError as error:
+            if getattr(error.orig, "args", (None,))[0] != _DUPLICATE_COLUMN:
+                raise
+        names = ", ".join(f"column_{i}" for i in range(len(self._column_names(sql))))
+        body = statement_body(sql)
+        return self._scalar(f"WITH {alias} ({names}) AS (\n{body}\n) {outer.format(table=alias)}")
+
+    def _column_names(self, sql: str) -> list[str]:
+        """The names of the query's columns, without reading its rows (the server stops at 0)."""
+        self._execute("SET SESSION sql_select_limit = 0")
+        try:
+            described = self._execute(sql)
+        finally:
+            self._execute("SET SESSION sql_select_limit = DEFAULT")
+        names = list(described.keys())
+        described.close()
+        return names
 
     def grants(self) -> list[str]:
         """The connected user's grants (`SHOW GRANTS`); none for SQLite."""

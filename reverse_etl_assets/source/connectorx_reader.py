@@ -53,6 +53,9 @@ def unreadable_columns(columns: list[ColumnInfo]) -> list[str]:
         elif code == FIELD_TYPE.TIME:
             problems.append(f"{column.name!r} is TIME (ConnectorX reads only 00:00 to 23:59): "
                             "CAST it AS CHAR")  # fmt: skip
+        elif code == FIELD_TYPE.NULL:
+            problems.append(f"{column.name!r} is a bare NULL (ConnectorX has no type for it): "
+                            f"write CAST(NULL AS CHAR) AS `{column.name}`, or leave it out")  # fmt: skip
         elif code == FIELD_TYPE.GEOMETRY:
             problems.append(f"{column.name!r} is a GEOMETRY: select ST_AsText({column.name}) instead")
     return problems
