@@ -35,13 +35,7 @@ from reverse_etl_assets.mapping.fields import (
     identical_events_warning,
     place_columns,
 )
-from reverse_etl_assets.mapping.render import (
-    Rendered,
-    decimal_text,
-    iso_timestamps,
-    mysql_times,
-    render_column,
-)
+from reverse_etl_assets.mapping.render import Rendered, plain_text, render_column
 from reverse_etl_assets.mapping.validation import Columns, Path, email_only, row_problems
 from reverse_etl_assets.source.unreadable import take_unreadable
 
@@ -426,17 +420,16 @@ def plain_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
 
 def _plain_column(column: pa.Array) -> pa.Array:
     kind = column.type
-    if pa.types.is_timestamp(kind):
-        return iso_timestamps(column)
-    if pa.types.is_duration(kind):
-        return mysql_times(column)
-    if pa.types.is_decimal(kind):
-        return decimal_text(column)
-    if pa.types.is_date(kind):
-        return pc.cast(column, pa.string())
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return pa.array(
-            [None if b is None else base64.b64encode(b).decode("ascii") for b in column.to_pylist()],
-            pa.string(),
-        )
-    return column
+    if not any(test(kind) for test in _NOT_PLAIN):
+        return column
+    return plain_text(column, decode=lambda value: base64.b64encode(value).decode("ascii"))
+
+
+_NOT_PLAIN = (
+    pa.types.is_timestamp,
+    pa.types.is_duration,
+    pa.types.is_decimal,
+    pa.types.is_date,
+    pa.types.is_binary,
+    pa.types.is_large_binary,
+)

@@ -193,9 +193,9 @@ def _as_text(
     if kind == "string":  # column_types: string, from any type: its text as an identifier's
         natural = _natural_kind(arrow_field) if arrow_field is not None else "other"
         if natural in ("base64", "other"):  # bytes, or a type we do not know: the text as it is
-            return _any_as_text(array), {}
+            return plain_text(array), {}
         text, errors = _as_text(array, natural, arrow_field)
-        return (text if text is not None else _any_as_text(array)), errors
+        return (text if text is not None else plain_text(array)), errors
     return None, {}
 
 
@@ -213,7 +213,7 @@ def _json_literal(array: pa.Array, kind: str) -> pa.Array:
         return _per_value(array, lambda s: orjson.dumps(s.split(",") if s else []).decode(), pa.string())
     if kind == "null":
         return pa.nulls(len(array), pa.string())
-    return json_quote(_any_as_text(array))
+    return json_quote(plain_text(array))
 
 
 # Arrow writes a decimal with an exponent when its adjusted exponent (digits - 1 - scale) is below -6:
@@ -323,7 +323,9 @@ def mysql_times(array: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(sign, two(hours), ":", two(minutes), ":", two(seconds), tail, "")
 
 
-def _any_as_text(array: pa.Array) -> pa.Array:
+def plain_text(array: pa.Array, decode: Callable[[bytes], str] | None = None) -> pa.Array:
+    """Any value as text: dates and times as the mapping writes them, DECIMALs as the server prints
+    them, bytes through `decode` (UTF-8, a byte that is not UTF-8 becoming U+FFFD, by default)."""
     kind = array.type
     if pa.types.is_timestamp(kind):
         return iso_timestamps(array)
@@ -332,7 +334,7 @@ def _any_as_text(array: pa.Array) -> pa.Array:
     if pa.types.is_decimal(kind):
         return decimal_text(array)
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return _per_value(array, lambda b: b.decode("utf-8", errors="replace"), pa.string())
+        return _per_value(array, decode or (lambda b: b.decode("utf-8", errors="replace")), pa.string())
     if pa.types.is_boolean(kind):
         return pc.if_else(array, "true", "false")
     if pa.types.is_null(kind):
@@ -361,7 +363,7 @@ def _boolean(array: pa.Array, strict: bool = False) -> Rendered:
     elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):  # BIT(1)
         truth = pa.array([None if b is None else any(b) for b in array.to_pylist()], pa.bool_())
     else:
-        text = pc.utf8_lower(_any_as_text(array))
+        text = pc.utf8_lower(plain_text(array))
         truth = pc.is_in(text, value_set=pa.array(["true", "1"]))
         known = pc.is_in(text, value_set=pa.array(["true", "false", "1", "0"]))
         for row in pc.indices_nonzero(pc.and_(pc.invert(known), pc.is_valid(text))).to_pylist():
