@@ -89,7 +89,7 @@ def send_alert(alert: Alert, url: str, *, wait_max_seconds: float = 10.0) -> Non
     retrying = Retrying(
         retry=retry_if_exception_type(_Retry),
         stop=stop_after_attempt(ATTEMPTS),
-        wait=wait_exponential_jitter(initial=0.5, max=wait_max_seconds, jitter=0.5),
+        wait=wait_exponential_jitter(multiplier=0.5, max=wait_max_seconds, jitter=0.5),
         reraise=True,
     )
     try:
