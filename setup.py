@@ -40,6 +40,9 @@ setup(
         # libmysqlclient-dev) and pkg-config; ConnectorX (Rust, a binary wheel) reads rows straight
         # into Arrow, without Python per row: what the fast path needs and nothing hand-written does.
         "fast": ["mysqlclient>=2.2", "connectorx>=0.4.6,<0.5"],
+        # An instance on PostgreSQL (its runs, cursors and the state store every worker shares).
+        # SQLAlchemy 2.1 reads `postgresql://` as psycopg 3, which dagster-postgres does not bring.
+        "postgres": ["dagster-postgres>=0.29,<0.30", "psycopg[binary]>=3.2"],
         # The peers measured by bench/run_benchmarks.py.
         "bench": ["customerio-cdp-analytics>=1.1", "dlt[sql_database]>=1.31"],
         "dev": [
@@ -51,6 +54,9 @@ setup(
             # Drives the system's Chromium (never downloads a browser) for the UI test.
             "playwright>=1.40",
             "ruff>=0.6",
+            # The tests run instances on PostgreSQL.
+            "dagster-postgres>=0.29,<0.30",
+            "psycopg[binary]>=3.2",
         ],
     },
     entry_points={"console_scripts": ["reverse-etl=reverse_etl_assets.cli:main"]},

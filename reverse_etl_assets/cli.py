@@ -9,10 +9,12 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 import click
 import dagster as dg
+import orjson
 from tabulate import tabulate
 
 from reverse_etl_assets.config.loading import CONFIG_ENV_VAR, ConfigError, LoadedConfig, load_config
@@ -22,16 +24,19 @@ from reverse_etl_assets.defs.alerts import Alert, AlertNotSent, rejected_rows_re
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.history import run_sizes
-from reverse_etl_assets.defs.instance_home import dagster_home, ensure_dagster_home, open_instance
-from reverse_etl_assets.defs.resources import delivery_resource
+from reverse_etl_assets.defs.instance_home import NoInstance, dagster_home, ensure_dagster_home, open_instance
 from reverse_etl_assets.defs.runs import run_in_progress, sync_job_name
+from reverse_etl_assets.defs.state_store import state_store
 from reverse_etl_assets.preview import preview_sync, render_preview, sample_calls, sample_findings
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.guards import Finding, database_findings, large_runs_finding
 from reverse_etl_assets.sql.placeholders import render_query
+from reverse_etl_assets.state.ledger import DeliveryLedger
+from reverse_etl_assets.state.rejected_rows import RejectedRowStore
 
 SAMPLE_ROWS = 20  # rows `validate` maps to find calls the destination would refuse
+WAIT_POLL_SECONDS = 1.0  # how often `run` looks whether another run of the sync has ended
 
 _config_option = click.option(
     "--config",
@@ -173,11 +178,8 @@ def _move_cursor(sync: SyncConfig, destination: str, value: int, change: str) ->
         )
     before = InstanceCursorStore(instance).write(sync.name, destination, value, change, _who())
     if value <= before:
-        ledger = delivery_resource().open_ledger(instance.root_directory)
-        try:
-            forgotten = ledger.forget(sync.name, destination)
-        finally:
-            ledger.close()
+        # In the state store every worker shares: none of them skips what is to be replayed.
+        forgotten = DeliveryLedger(state_store(instance)).forget(sync.name, destination)
         if forgotten:
             click.echo(f"forgot {forgotten:,} deliveries recorded for the lookback")
     return before
@@ -186,8 +188,13 @@ def _move_cursor(sync: SyncConfig, destination: str, value: int, change: str) ->
 @main.command()
 @click.argument("sync_name", metavar="SYNC")
 @click.option("--destination", "destinations", multiple=True, help="Only this destination (repeatable).")
+@click.option(
+    "--new-instance",
+    is_flag=True,
+    help="Without $DAGSTER_HOME, create ./.dagster if it does not exist (a new instance: every row is sent).",
+)
 @_config_option
-def run(sync_name: str, destinations: tuple[str, ...], config_file: Path | None) -> None:
+def run(sync_name: str, destinations: tuple[str, ...], new_instance: bool, config_file: Path | None) -> None:
     """Run SYNC once, now, for each of its destinations (or the ones named).
 
     It materializes the sync's asset in the project's Dagster instance, through the same code as
@@ -199,10 +206,9 @@ def run(sync_name: str, destinations: tuple[str, ...], config_file: Path | None)
         _check_destination(sync, destination)
     job = build_definitions(config).resolve_job_def(sync_job_name(sync_name))
     failed = False
-    with open_instance() as instance:
+    with _open(create=new_instance) as instance:
         for destination in destinations or sync.destinations:
-            # A run of this sync whose process died (killed, say) would hold the sync's pool slot.
-            run_in_progress(instance, sync_name, destination)
+            _wait_for_other_runs(instance, sync_name, destination)
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=destination,
@@ -214,6 +220,24 @@ def run(sync_name: str, destinations: tuple[str, ...], config_file: Path | None)
             _alert(sync, destination, result)
     if failed:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("sync_name", metavar="SYNC")
+@click.option("--destination", help="Only the rows rejected for this destination.")
+@click.option("--run", "run_id", help="Only the rows of this run.")
+@_config_option
+def rejected(sync_name: str, destination: str | None, run_id: str | None, config_file: Path | None) -> None:
+    """Print SYNC's rejected rows kept in the state store, one JSON object per line (with its
+    destination and run), whichever worker ran the sync."""
+    sync = _sync(_load(config_file), sync_name)
+    if destination is not None:
+        _check_destination(sync, destination)
+    store = RejectedRowStore(state_store(_instance()))
+    out = click.get_binary_stream("stdout")
+    for found_destination, found_run, row in store.rows(sync_name, destination, run_id):
+        record = {"destination": found_destination, "run_id": found_run, **orjson.loads(row)}
+        out.write(orjson.dumps(record) + b"\n")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -271,7 +295,28 @@ def _check_destination(sync: SyncConfig, destination: str) -> None:
 @functools.cache
 def _instance() -> dg.DagsterInstance:
     """One instance for the whole command."""
-    return open_instance()
+    return _open()
+
+
+def _open(create: bool = False) -> dg.DagsterInstance:
+    """The instance, said on stderr (which one a command uses is never a guess)."""
+    try:
+        instance = open_instance(create)
+    except NoInstance as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"instance: {dagster_home()}; state store: {state_store(instance).describe()}", err=True)
+    return instance
+
+
+def _wait_for_other_runs(instance: dg.DagsterInstance, sync_name: str, destination: str) -> None:
+    """One run of a sync at a time: wait, asleep, while another holds the destination (a dead one
+    is failed and its slot freed by `run_in_progress`). Ctrl-C or SIGTERM end the wait."""
+    said = False
+    while (running := run_in_progress(instance, sync_name, destination)) is not None:
+        if not said:
+            click.echo(f"waiting for run {running.run_id} of {sync_name} → {destination} to end", err=True)
+            said = True
+        time.sleep(WAIT_POLL_SECONDS)
 
 
 def _history(sync_name: str, destination: str) -> list[tuple[float, int]]:

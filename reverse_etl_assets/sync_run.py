@@ -12,19 +12,15 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 
-import orjson
 import pyarrow as pa
 
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.config.models import Destination, RejectedLimit
 from reverse_etl_assets.cursor import query_since
-from reverse_etl_assets.cursor.ledger import DeliveryLedger
 from reverse_etl_assets.delivery.batching import RequestPacker
 from reverse_etl_assets.delivery.destinations import max_calls_per_request, max_request_bytes
 from reverse_etl_assets.delivery.errors import DeliveryError
@@ -36,6 +32,10 @@ from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.prefetch import prefetched
 from reverse_etl_assets.source.reader_process import RunningQuery, start_query
 from reverse_etl_assets.sql.placeholders import render_query
+from reverse_etl_assets.state.ledger import DeliveryLedger
+
+# Where a run's rejected rows go, a batch at a time (the Dagster layer: the state store).
+RejectedRowSink = Callable[[list[RejectedRow]], None]
 
 REJECTED_SAMPLE_SIZE = 20
 PROGRESS_INTERVAL_SECONDS = 10.0
@@ -65,7 +65,7 @@ class SyncRunResult:
     next_last_sync_time: int | None = None  # set only when the run completed
     duration_seconds: float = 0.0
     rejected_sample: list[RejectedRow] = field(default_factory=list)
-    rejected_rows_path: Path | None = None
+    rejected_rows_where: str | None = None  # how to list them all, for messages
     warnings: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # the query's result columns
     reader_peak_memory_kb: int | None = None  # the query-reading process's peak RSS, if it had one
@@ -91,7 +91,8 @@ def run_sync(
     sender: Sender,
     *,
     ledger: DeliveryLedger | None = None,
-    rejected_rows_path: Path | None = None,
+    rejected_rows: RejectedRowSink | None = None,
+    rejected_rows_where: str | None = None,
     log: logging.Logger | None = None,
 ) -> SyncRunResult:
     """Send the rows of `sync_name`'s query for `last_sync_time` through `sender` (which the caller
@@ -106,10 +107,16 @@ def run_sync(
         previous_last_sync_time=last_sync_time,
         query_since=since,
         rendered_query=render_query(sync.query, since, project.databases[sync.database].time_zone),
-        rejected_rows_path=rejected_rows_path,
+        rejected_rows_where=rejected_rows_where,
     )
     mapper = CallMapper(MappingOptions.for_sync(sync, destination_name, destination))
-    run = _Run(result, sender, ledger if sync.lookback_seconds else None, log or logging.getLogger(__name__))
+    run = _Run(
+        result,
+        sender,
+        ledger if sync.lookback_seconds else None,
+        rejected_rows,
+        log or logging.getLogger(__name__),
+    )
     with _fewer_gc_passes():
         try:
             already_delivered = run.load_ledger()
@@ -144,7 +151,7 @@ def _check_rejected_share(result: SyncRunResult, limit: RejectedLimit) -> None:
     read, rejected = result.stats.rows_read, result.stats.rows_rejected
     if read < limit.min_rows or rejected <= limit.share * read:
         return
-    where = f" (all of them in {result.rejected_rows_path})" if result.rejected_rows_path else ""
+    where = f" (all of them: {result.rejected_rows_where})" if result.rejected_rows_where else ""
     raise SyncRunFailed(
         f"sync {result.sync_name!r} → {result.destination_name!r}: {rejected:,} of {read:,} rows "
         f"({rejected / read:.0%}) were rejected or refused{where}, more than rejected_limit.share "
@@ -206,17 +213,22 @@ def _not_yet_delivered(calls: Calls, delivered: dict[str, str]) -> Calls:
 
 
 class _Run:
-    """Counters, the rejected-rows file, the ledger and progress logging for one run."""
+    """Counters, rejected rows, the ledger and progress logging for one run."""
 
     def __init__(
-        self, result: SyncRunResult, sender: Sender, ledger: DeliveryLedger | None, log: logging.Logger
+        self,
+        result: SyncRunResult,
+        sender: Sender,
+        ledger: DeliveryLedger | None,
+        rejected_rows: RejectedRowSink | None,
+        log: logging.Logger,
     ) -> None:
         self.result = result
         self.sender = sender
         self.ledger = ledger
+        self.rejected_rows = rejected_rows
         self.log = log
         self._began = time.monotonic()
-        self._rejected_file: IO[bytes] | None = None
         # A thread of its own, so progress is logged even while a query or a retry is slow.
         self._stopped = threading.Event()
         self._reporter = threading.Thread(target=self._report_progress, daemon=True, name="sync-progress")
@@ -245,13 +257,8 @@ class _Run:
         self.result.stats.rows_rejected += len(rows)
         room = REJECTED_SAMPLE_SIZE - len(self.result.rejected_sample)
         self.result.rejected_sample.extend(rows[: max(room, 0)])
-        path = self.result.rejected_rows_path
-        if path is None:
-            return
-        if self._rejected_file is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._rejected_file = path.open("ab")
-        self._rejected_file.write(b"".join(orjson.dumps(row.as_dict()) + b"\n" for row in rows))
+        if self.rejected_rows is not None:
+            self.rejected_rows(rows)
 
     def _report_progress(self) -> None:
         while not self._stopped.wait(PROGRESS_INTERVAL_SECONDS):
@@ -267,5 +274,3 @@ class _Run:
         self.result.duration_seconds = time.monotonic() - self._began
         self.result.warnings = warnings
         self.result.stats.delivery = self.sender.stats
-        if self._rejected_file is not None:
-            self._rejected_file.close()

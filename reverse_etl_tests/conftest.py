@@ -185,11 +185,12 @@ def cli_environment(env: dict[str, str] | None = None) -> dict[str, str]:
 def reverse_etl(
     *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`reverse-etl ARGS...` in `cwd`, as a user runs it."""
+    """`reverse-etl ARGS...` in `cwd`, as a user runs it, on the instance in `cwd/.dagster` unless
+    `env` names another."""
     return subprocess.run(
         [sys.executable, "-m", "reverse_etl_assets.cli", *args],
         cwd=cwd,
-        env=cli_environment(env),
+        env=cli_environment({"DAGSTER_HOME": str(cwd / ".dagster"), **(env or {})}),
         input=stdin,
         capture_output=True,
         text=True,
@@ -197,18 +198,28 @@ def reverse_etl(
     )
 
 
-def started_run(instance: dg.DagsterInstance, worker_pid: int, destination: str = "cio") -> dg.DagsterRun:
-    """A run of `people` to `destination` that its worker (this host, `worker_pid`) is running."""
-    import socket
+def started_run(
+    instance: dg.DagsterInstance, silent_for: float | None = 0.0, destination: str = "cio"
+) -> dg.DagsterRun:
+    """A started run of `people` to `destination` whose worker last beat `silent_for` seconds ago
+    (None: it never beat, as a run still waiting for its pool slot)."""
+    import time
 
     from dagster._core.test_utils import create_run_for_test
 
-    from reverse_etl_assets.defs.runs import WORKER_TAG
+    from reverse_etl_assets.defs.state_store import state_store
+    from reverse_etl_assets.state.tables import HEARTBEATS
 
-    return create_run_for_test(
+    run = create_run_for_test(
         instance,
         job_name="people_job",
         status=dg.DagsterRunStatus.STARTED,
-        tags={"dagster/partition": destination, WORKER_TAG: f"{socket.gethostname()}:{worker_pid}"},
+        tags={"dagster/partition": destination},
         asset_selection={dg.AssetKey("people")},
     )
+    if silent_for is not None:
+        store = state_store(instance)  # SQLite beside the instance: its clock is this machine's
+        with store.transaction() as connection:
+            beat = {"run_id": run.run_id, "beat_at": time.time() - silent_for}
+            connection.execute(store.upsert(HEARTBEATS, ["run_id"], [beat]))
+    return run

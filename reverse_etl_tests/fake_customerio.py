@@ -244,3 +244,35 @@ def _handler_for(fake: FakeCustomerIo) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+class FakeCustomerIoProcess:
+    """A FakeCustomerIo in a process of its own (spawned: a small heap), for tests that time what
+    the server sees. In the test's own process a long test session's heap makes the collector
+    pause the server now and then, and requests queued meanwhile would look sent in a burst."""
+
+    def __init__(self, api_key: str = "test-api-key") -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve_in_process, args=(api_key, child), daemon=True)
+        self._process.start()
+        self.api_key = api_key
+        self.base_url: str = self._connection.recv()
+
+    def finish(self) -> tuple[list[float], int]:
+        """Stop the server; return when each request was received, and how many calls it accepted."""
+        self._connection.send("stop")
+        received, accepted = self._connection.recv()
+        self._process.join(timeout=30)
+        return received, accepted
+
+
+def _serve_in_process(api_key: str, connection: Any) -> None:
+    server = FakeCustomerIo(api_key).start()
+    connection.send(server.base_url)
+    connection.recv()
+    with server.lock:
+        connection.send(([r.received_at for r in server.requests], len(server.accepted)))
+    server.stop()

@@ -338,15 +338,16 @@ def test_the_longest_names_make_a_valid_dagster_project(tmp_path):
     import dagster as dg
 
     from reverse_etl_assets.defs.build import build_definitions
-    from reverse_etl_assets.defs.instance_home import rejected_rows_path
+    from reverse_etl_assets.state.rejected_rows import RejectedRowStore
+    from reverse_etl_assets.state.store import StateStore
 
     sync, destination = "s" * 64, "d" * 64
     text = _named("sync", sync).replace("customerio:\n    kind", f"{destination}:\n    kind")
     config = load_config(write(tmp_path, text.replace("[customerio]", f"[{destination}]")))
     dg.Definitions.validate_loadable(build_definitions(config))
-    path = rejected_rows_path(str(tmp_path), sync, destination, "0" * 36)
-    path.parent.mkdir(parents=True)
-    path.write_text("")
+    store = RejectedRowStore(StateStore(f"sqlite:///{tmp_path / 'state.sqlite'}"))
+    store.record(sync, destination, "0" * 36, [{"row_number": 1}])
+    assert list(store.rows(sync, destination)) == [(destination, "0" * 36, b'{"row_number":1}')]
 
 
 @pytest.mark.parametrize("name", ["type", "input", "class", "None", "config"])

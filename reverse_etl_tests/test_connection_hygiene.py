@@ -12,9 +12,10 @@ import dagster as dg
 import pytest
 
 from reverse_etl_assets.config.models import MySQLDatabase
-from reverse_etl_assets.cursor.ledger import DeliveryLedger
+from reverse_etl_assets.defs.state_store import state_store
 from reverse_etl_assets.source.connection import open_read_only_session
 from reverse_etl_assets.source.errors import SourceError
+from reverse_etl_assets.state.ledger import DeliveryLedger
 from reverse_etl_tests.conftest import (
     ScratchDatabase,
     admin_connection,
@@ -130,10 +131,5 @@ def test_a_connection_lost_mid_stream_fails_the_run_and_keeps_the_cursor(
     ).records  # the cursor did not move
     # Every call the destination took is in the ledger, those still landing when the run stopped too:
     # a lookback run would not send them again.
-    ledger = DeliveryLedger(
-        f"sqlite:///{Path(instance.root_directory, 'reverse_etl', 'delivery_ledger.sqlite')}"
-    )
-    try:
-        assert len(ledger.load("people", "cio")) == len(customerio.accepted)
-    finally:
-        ledger.close()
+    ledger = DeliveryLedger(state_store(instance))
+    assert len(ledger.load("people", "cio")) == len(customerio.accepted)

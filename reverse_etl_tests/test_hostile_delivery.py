@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
-from reverse_etl_assets.cursor.ledger import DeliveryLedger
 from reverse_etl_assets.delivery.rate_limit import RateLimiter, Stopped
+from reverse_etl_assets.state.ledger import DeliveryLedger
+from reverse_etl_assets.state.rate_window import StoreWindow
+from reverse_etl_assets.state.store import StateStore
 from reverse_etl_tests.conftest import (
     API_KEY_ENV,
     ScratchDatabase,
@@ -118,8 +120,12 @@ def test_a_pause_longer_than_the_run_may_wait_stops_it_at_once(
 
 
 def test_a_pause_ends_with_the_run_that_was_told_it(tmp_path):
-    window = tmp_path / "cio.window"
-    told, other = RateLimiter(10, 1.0, window), RateLimiter(10, 1.0, window)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.sqlite'}")
+
+    def limiter() -> RateLimiter:  # a run's, in a store every run shares
+        return RateLimiter(10, 1.0, StoreWindow(store, "cio", 10, 1.0))
+
+    told, other = limiter(), limiter()
     told.pause(60)
     stop = __import__("threading").Event()
     stop.set()
@@ -128,7 +134,7 @@ def test_a_pause_ends_with_the_run_that_was_told_it(tmp_path):
     told.close()  # the run that was told it ends: so does its pause
     began = time.monotonic()
     assert other.acquire(stop) == 0.0 and time.monotonic() - began < 0.5
-    later = RateLimiter(10, 1.0, window)  # a run that starts afterwards is not held either
+    later = limiter()  # a run that starts afterwards is not held either
     assert later.acquire(stop) == 0.0
     other.close()
     later.close()
@@ -331,9 +337,6 @@ def test_a_signal_stops_a_run_within_seconds_and_loses_nothing(
     assert "cio" in shown.stdout and "never" in shown.stdout, shown.stdout + shown.stderr
     acknowledged = {f"person:{call['userId']}" for call in customerio.accepted}
     assert len(acknowledged) >= accepted_requests * 20
-    ledger = DeliveryLedger(f"sqlite:///{home / 'reverse_etl' / 'delivery_ledger.sqlite'}")
-    try:
-        assert set(ledger.load("people", "cio")) == acknowledged
-    finally:
-        ledger.close()
+    ledger = DeliveryLedger(StateStore(f"sqlite:///{home / 'reverse_etl' / 'state.sqlite'}"))
+    assert set(ledger.load("people", "cio")) == acknowledged
     assert os.path.isdir(home)

@@ -22,7 +22,8 @@ def reverse_etl_run(cwd) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "reverse_etl_assets.cli", "run", "people"],
         cwd=cwd,
-        env=cli_environment(),
+        # Its heartbeat stops with it: taken for dead 3 s later (45 s by default).
+        env=cli_environment({"DAGSTER_HOME": str(cwd / ".dagster"), "REVERSE_ETL_DEAD_AFTER_SECONDS": "3"}),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

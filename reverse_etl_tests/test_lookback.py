@@ -13,7 +13,8 @@ import dagster as dg
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
-from reverse_etl_assets.cursor.ledger import DeliveryLedger
+from reverse_etl_assets.defs.state_store import state_store
+from reverse_etl_assets.state.ledger import DeliveryLedger
 from reverse_etl_tests.conftest import (
     ScratchDatabase,
     admin_connection,
@@ -164,37 +165,32 @@ def test_concurrent_writers_every_change_delivered_and_none_twice(
 def test_the_ledger_is_pruned_to_the_lookback_horizon(tmp_path, people, customerio, instance, monkeypatch):
     """It stays bounded: what was delivered before the horizon of a run is gone after that run."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("REVERSE_ETL_LEDGER_URL", raising=False)  # the default, beside the instance
+    monkeypatch.delenv("REVERSE_ETL_STATE_URL", raising=False)  # the default, beside the instance
     path = config(tmp_path, people, customerio, lookback=1)
 
     def run() -> dict:
         return run_metadata(materialize_sync(path, "with_lookback", "cio", instance), "with_lookback")
 
     first = run()
-    # The file the run created beside the instance.
-    ledger = DeliveryLedger(
-        f"sqlite:///{Path(instance.root_directory, 'reverse_etl', 'delivery_ledger.sqlite')}"
-    )
-    try:
-        assert len(ledger.load("with_lookback", "cio")) == first["calls_sent"] == 20
-        time.sleep(2.1)
-        # Its window starts a second before the first run: the first run's entries are still needed.
-        second = run()
-        assert second["query_since"] == first["last_sync_time"] - 1
-        assert len(ledger.load("with_lookback", "cio")) == 20
-        # This one's starts after the first run: they are older than the horizon, and pruned.
-        third = run()
-        assert third["query_since"] > first["last_sync_time"]
-        assert ledger.load("with_lookback", "cio") == {}
-    finally:
-        ledger.close()
+    # The state store the run used, beside the instance.
+    ledger = DeliveryLedger(state_store(instance))
+    assert len(ledger.load("with_lookback", "cio")) == first["calls_sent"] == 20
+    time.sleep(2.1)
+    # Its window starts a second before the first run: the first run's entries are still needed.
+    second = run()
+    assert second["query_since"] == first["last_sync_time"] - 1
+    assert len(ledger.load("with_lookback", "cio")) == 20
+    # This one's starts after the first run: they are older than the horizon, and pruned.
+    third = run()
+    assert third["query_since"] > first["last_sync_time"]
+    assert ledger.load("with_lookback", "cio") == {}
 
 
 def test_the_ledger_outlives_the_process(tmp_path, people, customerio):
     """Two `reverse-etl run` processes: the second re-reads what the first sent, and sends none."""
     people.execute("UPDATE people SET updated_at = NOW(6) - INTERVAL 5 SECOND")  # inside the lookback
     config(tmp_path, people, customerio, lookback=60)
-    env = {"REVERSE_ETL_LEDGER_URL": ""}  # the default ledger, in the project's .dagster
+    env = {"REVERSE_ETL_STATE_URL": ""}  # the default store, in the project's .dagster
 
     first = reverse_etl("run", "with_lookback", "--destination", "cio", cwd=tmp_path, env=env)
     assert first.returncode == 0 and "20 rows read, 20 calls sent" in first.stdout, (

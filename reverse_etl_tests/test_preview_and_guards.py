@@ -279,7 +279,7 @@ def test_a_cursor_is_not_moved_under_a_run_in_progress(tmp_path, people, custome
     project(tmp_path, people, customerio)
     assert reverse_etl("cursor", "show", "people", cwd=tmp_path).returncode == 0  # creates the instance
     with instance_at(tmp_path) as instance:
-        running = started_run(instance, os.getpid())
+        running = started_run(instance)
     refused = reverse_etl("cursor", "set", "people", "--destination", "cio", "--to", "0", cwd=tmp_path)
     assert refused.returncode == 1
     assert f"run {running.run_id} of people → cio is in progress" in refused.stderr

@@ -13,6 +13,7 @@ from reverse_etl_tests.conftest import (
     ScratchDatabase,
     customerio_destination,
     materialize_sync,
+    reverse_etl,
     sync_entry,
     write_config,
 )
@@ -60,11 +61,14 @@ def test_rejected_rows_are_counted_sampled_filed_and_checked(
     assert [r.data["row_number"] for r in sample.records] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
     assert sample.records[0].data["field"] == "userId"
 
-    # The full list, one JSON object per rejected row, beside the Dagster instance.
-    path = Path(metadata["rejected_rows_file"].value)
-    assert path.is_relative_to(Path(instance.root_directory))
-    assert path.parent.name == "cio" and path.stem == result.run_id
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    # The full list, one JSON object per rejected row, in the state store, and the command that
+    # lists it from any worker.
+    command = metadata["rejected_rows_all"].value
+    assert command == f"reverse-etl rejected people --destination cio --run {result.run_id}"
+    listed = reverse_etl(*command.split()[1:], cwd=tmp_path, env={"DAGSTER_HOME": instance.root_directory})
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {(row.pop("destination"), row.pop("run_id")) for row in rows} == {("cio", result.run_id)}
     assert len(rows) == 10
     assert rows[0] == {
         "row_number": 10,

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -144,14 +142,17 @@ def test_a_tick_is_skipped_while_any_run_of_the_sync_and_destination_is_in_progr
 
 def test_a_run_whose_worker_died_does_not_hold_the_schedule(config_path, project_instance):
     defs = build_definitions(load_config(config_path))
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # a pid that no longer runs
-    run = started_run(project_instance, gone.pid)
+    run = started_run(project_instance, silent_for=60)  # its worker stopped beating a minute ago
     assert_runs(tick(defs, project_instance, "people__cio_schedule"), "cio")
-    assert project_instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
-    # A live worker still counts as in progress.
-    alive = started_run(project_instance, os.getpid())
+    failed = project_instance.get_run_by_id(run.run_id)
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    # A live worker (it beat a moment ago) still counts as in progress, whatever host or PID it has.
+    alive = started_run(project_instance, silent_for=1)
     assert f"run {alive.run_id}" in tick(defs, project_instance, "people__cio_schedule").skip_message
+    project_instance.report_run_failed(alive)
+    # A run that never beat (waiting for its slot) is left to run monitoring.
+    waiting = started_run(project_instance, silent_for=None)
+    assert f"run {waiting.run_id}" in tick(defs, project_instance, "people__cio_schedule").skip_message
 
 
 def test_a_real_run_in_progress_skips_the_tick_and_the_next_run_catches_up(

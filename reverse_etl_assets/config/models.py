@@ -423,6 +423,8 @@ class ProjectConfig(StrictModel):
     destinations: dict[DestinationName, Destination] = Field(default_factory=dict)
     syncs: list[SyncConfig] = Field(default_factory=list)
     schedule_timezone: str = "UTC"
+    # How long the state store keeps rejected rows (pruned at every run).
+    rejected_rows_retention_days: float = Field(default=30, gt=0, le=3650)
 
     @field_validator("schedule_timezone")
     @classmethod

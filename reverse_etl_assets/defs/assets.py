@@ -12,13 +12,16 @@ from reverse_etl_assets.defs.frequency_check import check_spec as frequency_chec
 from reverse_etl_assets.defs.frequency_check import frequency_check
 from reverse_etl_assets.defs.guards_check import check_spec as guards_check_spec
 from reverse_etl_assets.defs.guards_check import guards_check
-from reverse_etl_assets.defs.instance_home import rejected_rows_path
 from reverse_etl_assets.defs.metadata import run_metadata
 from reverse_etl_assets.defs.rejected_rows_check import check_spec as rejected_rows_spec
 from reverse_etl_assets.defs.rejected_rows_check import rejected_rows_check
 from reverse_etl_assets.defs.resources import DeliveryResource
-from reverse_etl_assets.defs.runs import worker_tag
+from reverse_etl_assets.defs.state_store import state_store
 from reverse_etl_assets.delivery.errors import DeliveryError
+from reverse_etl_assets.mapping.calls import RejectedRow
+from reverse_etl_assets.state.heartbeats import Heartbeats
+from reverse_etl_assets.state.ledger import DeliveryLedger
+from reverse_etl_assets.state.rejected_rows import RejectedRowStore
 from reverse_etl_assets.sync_run import SyncRunFailed, run_sync
 
 
@@ -54,48 +57,52 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
     )
     def sync_asset(context: dg.AssetExecutionContext, delivery: DeliveryResource) -> dg.MaterializeResult:
         destination_name = context.partition_key
-        # Which process runs this: a later run or tick can tell when it died without finishing.
-        context.instance.add_run_tags(context.run.run_id, worker_tag())
-        cursor = InstanceCursorStore(context.instance).read(sync.name, destination_name)
-        context.log.info(
-            f"{sync.name} → {destination_name}: last_sync_time {cursor.last_sync_time} "
-            f"({cursor.last_sync_time_iso})"
-        )
-        try:
-            sender = delivery.open(
-                destination_name,
-                project.destinations[destination_name],
-                sync.name,
-                context.instance.root_directory,
-                context.log,
-                # The sync accepts any share of rejected rows: so it does calls refused all alike.
-                accept_refusals=sync.rejected_limit.share >= 1,
+        run_id = context.run.run_id
+        store = state_store(context.instance)
+        context.log.info(f"state store: {store.describe()}")
+        # Alive while it beats: a later run or tick tells a dead run (its worker killed, its machine
+        # lost) from a slow one, on any host and in any PID namespace.
+        with Heartbeats(store).beating(run_id):
+            cursor = InstanceCursorStore(context.instance).read(sync.name, destination_name)
+            context.log.info(
+                f"{sync.name} → {destination_name}: last_sync_time {cursor.last_sync_time} "
+                f"({cursor.last_sync_time_iso})"
             )
-        except DeliveryError as error:
-            raise dg.Failure(description=str(error)) from None
-        ledger = None
-        try:
-            if sync.lookback_seconds:
-                ledger = delivery.open_ledger(context.instance.root_directory)
-            result = run_sync(
-                config,
-                sync.name,
-                destination_name,
-                cursor.last_sync_time,
-                sender,
-                ledger=ledger,
-                rejected_rows_path=rejected_rows_path(
-                    context.instance.root_directory, sync.name, destination_name, context.run.run_id
-                ),
-                log=context.log,
-            )
-        except SyncRunFailed as failure:
-            # No materialization, so the cursor stays where it was.
-            raise dg.Failure(description=str(failure), metadata=run_metadata(failure.result)) from None
-        finally:
-            sender.close()
-            if ledger is not None:
-                ledger.close()
+            rejected_store = RejectedRowStore(store)
+            rejected_store.prune(project.rejected_rows_retention_days)
+
+            def record_rejected(rows: list[RejectedRow]) -> None:
+                rejected_store.record(sync.name, destination_name, run_id, [row.as_dict() for row in rows])
+
+            try:
+                sender = delivery.open(
+                    destination_name,
+                    project.destinations[destination_name],
+                    sync.name,
+                    store,
+                    context.log,
+                    # The sync accepts any share of rejected rows: so it does calls refused all alike.
+                    accept_refusals=sync.rejected_limit.share >= 1,
+                )
+            except DeliveryError as error:
+                raise dg.Failure(description=str(error)) from None
+            try:
+                result = run_sync(
+                    config,
+                    sync.name,
+                    destination_name,
+                    cursor.last_sync_time,
+                    sender,
+                    ledger=DeliveryLedger(store) if sync.lookback_seconds else None,
+                    rejected_rows=record_rejected,
+                    rejected_rows_where=rejected_rows_command(sync.name, destination_name, run_id),
+                    log=context.log,
+                )
+            except SyncRunFailed as failure:
+                # No materialization, so the cursor stays where it was.
+                raise dg.Failure(description=str(failure), metadata=run_metadata(failure.result)) from None
+            finally:
+                sender.close()
         for warning in result.warnings:
             context.log.warning(warning)
         return dg.MaterializeResult(
@@ -116,3 +123,8 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
         )
 
     return sync_asset
+
+
+def rejected_rows_command(sync_name: str, destination: str, run_id: str) -> str:
+    """The command that lists a run's rejected rows, from any machine of the instance."""
+    return f"reverse-etl rejected {sync_name} --destination {destination} --run {run_id}"

@@ -7,7 +7,7 @@ import dagster as dg
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.defs.assets import build_sync_asset
 from reverse_etl_assets.defs.preview_job import build_preview_job
-from reverse_etl_assets.defs.resources import delivery_resource
+from reverse_etl_assets.defs.resources import DeliveryResource
 from reverse_etl_assets.defs.schedules import build_sync_job, build_sync_schedules
 from reverse_etl_assets.defs.sensors import build_alert_sensors, build_upstream_sensor
 
@@ -28,5 +28,5 @@ def build_definitions(config: LoadedConfig) -> dg.Definitions:
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources={"delivery": delivery_resource()},
+        resources={"delivery": DeliveryResource()},
     )

@@ -18,12 +18,6 @@ def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / DEFAULT_DAGSTER_HOME).resolve()
 
 
-def state_dir(instance_root: str | None) -> Path:
-    """Where reverse ETL keeps its own files, inside the instance's folder (ledger, rate limits,
-    rejected rows). `instance_root` is the instance's `root_directory`."""
-    return (Path(instance_root).resolve() if instance_root else dagster_home()) / "reverse_etl"
-
-
 def ensure_dagster_home() -> Path:
     """Use `$DAGSTER_HOME`, else `.dagster` in the working directory; give it a `dagster.yaml`.
 
@@ -38,15 +32,23 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def open_instance() -> dg.DagsterInstance:
-    """The project's instance. Opening it creates its storage the first time; a lock keeps two
-    commands started at once on a new instance from both creating the same tables."""
+class NoInstance(Exception):
+    """There is no instance to use, and creating one was not asked for."""
+
+
+def open_instance(create: bool = False) -> dg.DagsterInstance:
+    """The project's instance. Without `$DAGSTER_HOME`, `./.dagster` must exist unless `create`:
+    a new instance has no cursors, so a command run from the wrong folder would send every row
+    again. Opening it creates its storage the first time; a lock keeps two commands started at
+    once on a new instance from both creating the same tables."""
+    home = dagster_home()
+    if not create and not os.environ.get("DAGSTER_HOME") and not home.exists():
+        raise NoInstance(
+            f"DAGSTER_HOME is not set and there is no instance in {home}: a new one would have no "
+            "cursors, and every sync would send every row again. Set DAGSTER_HOME to your syncs' "
+            "instance, run from the folder that holds its .dagster, or pass --new-instance to start one here"
+        )
     home = ensure_dagster_home()
     with (home / ".instance.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         return dg.DagsterInstance.get()
-
-
-def rejected_rows_path(instance_root: str | None, sync_name: str, destination: str, run_id: str) -> Path:
-    """One JSONL file per run: `<DAGSTER_HOME>/reverse_etl/rejected_rows/<sync>/<destination>/<run>.jsonl`."""
-    return state_dir(instance_root) / "rejected_rows" / sync_name / destination / f"{run_id}.jsonl"

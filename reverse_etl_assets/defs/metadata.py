@@ -42,8 +42,9 @@ def run_metadata(result: SyncRunResult) -> dict[str, Any]:
         metadata["last_sync_time_utc"] = format_unix_time(result.next_last_sync_time)
     if result.rejected_sample:
         metadata["rejected_rows_sample"] = rejected_table(result)
-    if result.rejected_rows_path is not None and stats.rows_rejected:
-        metadata["rejected_rows_file"] = dg.MetadataValue.path(str(result.rejected_rows_path))
+    if result.rejected_rows_where is not None and stats.rows_rejected:
+        # Every one of them is in the state store, listed by this command on any worker.
+        metadata["rejected_rows_all"] = dg.MetadataValue.text(result.rejected_rows_where)
     if result.warnings:
         metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings))
     return metadata

@@ -33,8 +33,8 @@ def rejected_rows_check(sync: SyncConfig, result: SyncRunResult) -> dg.AssetChec
     }
     if result.rejected_sample:
         metadata["rejected_rows_sample"] = rejected_table(result)
-    if result.rejected_rows_path is not None and rejected:
-        metadata["rejected_rows_file"] = dg.MetadataValue.path(str(result.rejected_rows_path))
+    if result.rejected_rows_where is not None and rejected:
+        metadata["rejected_rows_all"] = dg.MetadataValue.text(result.rejected_rows_where)
     severity = dg.AssetCheckSeverity.ERROR if share > sync.max_rejected_share else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         check_name=REJECTED_ROWS,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import dagster as dg
+
+from reverse_etl_assets.defs.state_store import state_store
+from reverse_etl_assets.state.heartbeats import Heartbeats, dead_after_seconds
 
 # Queued, starting or running: a run in any of these states still owns the destination's cursor.
 IN_PROGRESS = [
@@ -41,28 +41,20 @@ def run_in_progress(instance: dg.DagsterInstance, sync_name: str, destination: s
     return None
 
 
-WORKER_TAG = "reverse_etl/worker"  # host:pid of the process executing a sync run
-
-
-def worker_tag() -> dict[str, str]:
-    return {WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}"}
-
-
 def reap_if_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
-    """Fail a run whose worker process on this host is gone (killed, crashed), and free its pool
-    slot, so the sync is not held up until run monitoring's max runtime. Runs of other hosts are
-    left to run monitoring."""
-    host, _, pid = run.tags.get(WORKER_TAG, "").rpartition(":")
-    if run.status != dg.DagsterRunStatus.STARTED or host != socket.gethostname() or not pid.isdigit():
+    """Fail a started run whose heartbeat stopped (its worker was killed, or its machine lost), and
+    free its pool slot, so the sync runs again at its next tick instead of waiting for run
+    monitoring's max runtime. A run that never beat (still waiting for its slot, say) is left to
+    run monitoring."""
+    if run.status != dg.DagsterRunStatus.STARTED:
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        return False  # alive, another user's
-    else:
+    silent = Heartbeats(state_store(instance)).silent_for(run.run_id)
+    if silent is None or silent < dead_after_seconds():
         return False
-    instance.report_run_failed(run, f"the worker process {pid} on {host} is gone (killed or crashed)")
+    instance.report_run_failed(
+        run,
+        f"its worker stopped beating {silent:.0f} s ago (killed, or its machine lost); "
+        "the cursor did not move",
+    )
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     return True

@@ -16,9 +16,10 @@ from reverse_etl_assets.config.models import (
 from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.delivery.http_api import HttpSettings, HttpTransport
 from reverse_etl_assets.delivery.outbox import OutboxTransport
-from reverse_etl_assets.delivery.rate_limit import shared_window_file
 from reverse_etl_assets.delivery.sender import Sender, SenderSettings
 from reverse_etl_assets.redaction import secret_from_env
+from reverse_etl_assets.state.rate_window import StoreWindow, limit_key
+from reverse_etl_assets.state.store import StateStore
 
 
 def open_destination(
@@ -27,11 +28,11 @@ def open_destination(
     sync_name: str,
     outbox_dir: Path,
     log: logging.Logger | None = None,
-    rate_limit_dir: Path | None = None,
+    store: StateStore | None = None,
     accept_refusals: bool = False,
 ) -> Sender:
-    """`outbox_dir` is where an outbox without its own `path` writes. With `rate_limit_dir`, every
-    process on this machine that opens the destination with it shares one rate limit. With
+    """`outbox_dir` is where an outbox without its own `path` writes. With `store`, every process
+    that opens the destination with the same store shares one rate limit (and its pauses). With
     `accept_refusals`, calls refused all alike become rejected rows instead of failing the run."""
     if isinstance(config, OutboxDestination):
         folder = config.path if config.path is not None else outbox_dir / name
@@ -41,8 +42,10 @@ def open_destination(
     transport = HttpTransport(_http_settings(name, config))
     limit = config.rate_limit
     shared_window = (
-        shared_window_file(rate_limit_dir, name, limit.requests, limit.per_seconds)
-        if rate_limit_dir
+        StoreWindow(
+            store, limit_key(name, limit.requests, limit.per_seconds), limit.requests, limit.per_seconds
+        )
+        if store is not None
         else None
     )
     settings = SenderSettings(
@@ -51,7 +54,7 @@ def open_destination(
         max_in_flight=config.max_in_flight,
         rate_limit_requests=limit.requests,
         rate_limit_seconds=limit.per_seconds,
-        rate_limit_file=shared_window,
+        rate_limit_window=shared_window,
         retry_budget_seconds=config.retry_budget_seconds,
         max_retry_after_seconds=config.max_retry_after_seconds,
         accept_refusals=accept_refusals,

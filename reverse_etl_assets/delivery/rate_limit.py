@@ -1,108 +1,123 @@
 """A client-side rate limit per destination, shared by the threads that send to it and, through a
-file, by every process on this machine that sends to it (runs of different syncs at once).
+window kept in a shared store, by every process of every worker that sends to it.
 
 A `Retry-After` pause is shared the same way, and belongs to the run that was told it: it ends when
 that run's limiter closes, so that one answer cannot hold back later runs."""
 
 from __future__ import annotations
 
-import fcntl
-import mmap
-import os
 import secrets
-import struct
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from typing import Protocol
 
-# The window is a ring of the last `requests` send times (Unix time), after a header: the slot of
-# the oldest send, the time until which a `Retry-After` pauses everyone, and whose pause it is.
-_HEADER = struct.Struct("<qdq")
-_SLOT = struct.Struct("<d")
+LEASE_SECONDS = 0.05  # slots taken for threads already waiting are theirs this long
 
 
 class Stopped(Exception):
     """The run is stopping: nothing more is sent."""
 
 
-def shared_window_file(folder: Path, destination: str, requests: int, per_seconds: float) -> Path:
-    """The limit is in the name, so runs configured with another limit never share a window."""
-    return folder / f"{destination}.{requests}-per-{per_seconds:g}s.v2.window"
+class RateWindow(Protocol):
+    """At most `requests` sends in any `per_seconds`, and a pause, wherever they are kept."""
+
+    def take(self, wanted: int) -> tuple[int, float, float]:
+        """Take up to `wanted` slots: (how many were taken, the seconds to wait before asking again
+        when none were, the window's clock)."""
+        ...
+
+    def pause(self, seconds: float, owner: int) -> None: ...
+
+    def end_pause(self, owner: int) -> None: ...
+
+
+class MemoryWindow:
+    """The window in this process only (the core used on its own, without a store)."""
+
+    def __init__(self, requests: int, per_seconds: float) -> None:
+        self.requests = requests
+        self.per_seconds = per_seconds
+        self._sent = [0.0] * requests  # a ring of send times; `_oldest` is the next slot to reuse
+        self._oldest = 0
+        self._paused_until = 0.0
+        self._pause_owner = 0
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> tuple[int, float, float]:
+        with self._lock:
+            now = time.time()
+            if self._paused_until > now:
+                return 0, self._paused_until - now, now
+            taken = 0
+            while taken < wanted:
+                sent = self._sent[self._oldest]
+                delay = sent + self.per_seconds - now
+                if delay > 0 and sent <= now + self.per_seconds:  # busy, and not from a clock set back
+                    return taken, (0.0 if taken else delay), now
+                self._sent[self._oldest] = now
+                self._oldest = (self._oldest + 1) % self.requests
+                taken += 1
+            return taken, 0.0, now
+
+    def pause(self, seconds: float, owner: int) -> None:
+        with self._lock:
+            until = time.time() + seconds
+            if until > self._paused_until:
+                self._paused_until, self._pause_owner = until, owner
+
+    def end_pause(self, owner: int) -> None:
+        with self._lock:
+            if self._pause_owner == owner:
+                self._paused_until, self._pause_owner = 0.0, 0
 
 
 class RateLimiter:
     """At most `requests` in any window of `per_seconds` (a sliding window, as the destination
     counts), plus a pause every sender honours when the destination asks for one (`Retry-After`).
 
-    With `shared_file`, the window lives in that file (memory-mapped, locked with `flock`), so
-    concurrent runs on one machine share the limit; without, it lives in this process."""
+    The threads of one process ask the window one at a time, and take a slot for every thread
+    waiting at that moment, so a shared window is asked once per several requests."""
 
-    def __init__(self, requests: int, per_seconds: float, shared_file: Path | None = None) -> None:
+    def __init__(self, requests: int, per_seconds: float, window: RateWindow | None = None) -> None:
         self.requests = requests
         self.per_seconds = per_seconds
+        self.window = window if window is not None else MemoryWindow(requests, per_seconds)
         self._owner = secrets.randbits(62) + 1  # this limiter's pauses
-        self._lock = threading.Lock()  # flock does not separate the threads of one process
-        self._fd: int | None = None
-        size = _HEADER.size + _SLOT.size * requests
-        if shared_file is None:
-            self._window = mmap.mmap(-1, size)
-            return
-        shared_file.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(shared_file, os.O_RDWR | os.O_CREAT, 0o600)
-        with self._file_lock():
-            if os.fstat(self._fd).st_size != size:  # new (its name fixes the size)
-                os.ftruncate(self._fd, size)
-        self._window = mmap.mmap(self._fd, size)
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._leased = 0
+        self._leased_until = 0.0
 
     def acquire(self, stop: threading.Event) -> float:
         """Wait for a slot; return the seconds waited. Raises Stopped once `stop` is set."""
         waited = 0.0
-        while True:
-            with self._lock, self._file_lock():
-                now = time.time()
-                oldest, paused_until, owner = _HEADER.unpack_from(self._window, 0)
-                delay = paused_until - now
-                if delay <= 0:
-                    offset = _HEADER.size + _SLOT.size * oldest
-                    (sent,) = _SLOT.unpack_from(self._window, offset)
-                    delay = sent + self.per_seconds - now
-                    # Free, or stamped before the clock was set back.
-                    if delay <= 0 or sent > now + self.per_seconds:
-                        _SLOT.pack_into(self._window, offset, now)
-                        _HEADER.pack_into(self._window, 0, (oldest + 1) % self.requests, paused_until, owner)
+        with self._lock:
+            self._waiting += 1
+        try:
+            while True:
+                with self._lock:
+                    if self._leased and time.monotonic() < self._leased_until:
+                        self._leased -= 1
                         return waited
-            if stop.wait(delay):
-                raise Stopped()
-            waited += delay
+                    taken, delay, _now = self.window.take(self._waiting)
+                    if taken:
+                        self._leased = taken - 1
+                        self._leased_until = time.monotonic() + LEASE_SECONDS
+                        return waited
+                delay = max(delay, 0.001)
+                if stop.wait(delay):
+                    raise Stopped()
+                waited += delay
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def pause(self, seconds: float) -> None:
         """Hold every sender for `seconds` (a `Retry-After`), as this limiter's pause."""
-        with self._lock, self._file_lock():
-            oldest, paused_until, _owner = _HEADER.unpack_from(self._window, 0)
-            until = time.time() + seconds
-            if until > paused_until:
-                _HEADER.pack_into(self._window, 0, oldest, until, self._owner)
+        self.window.pause(seconds, self._owner)
+        with self._lock:
+            self._leased = 0
 
     def close(self) -> None:
-        """End this limiter's pause, if it still holds, and let go of the window."""
-        with self._lock, self._file_lock():
-            oldest, _paused_until, owner = _HEADER.unpack_from(self._window, 0)
-            if owner == self._owner:
-                _HEADER.pack_into(self._window, 0, oldest, 0.0, 0)
-        self._window.close()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    @contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        if self._fd is None:
-            yield
-            return
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        """End this limiter's pause, if it still holds."""
+        self.window.end_pause(self._owner)

@@ -22,7 +22,6 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import orjson
@@ -37,7 +36,7 @@ from tenacity import (
 from reverse_etl_assets.delivery.batching import BatchRequest
 from reverse_etl_assets.delivery.errors import AuthenticationError, DeliveryError
 from reverse_etl_assets.delivery.http_api import Answer, TransportError
-from reverse_etl_assets.delivery.rate_limit import RateLimiter, Stopped
+from reverse_etl_assets.delivery.rate_limit import RateLimiter, RateWindow, Stopped
 from reverse_etl_assets.mapping.calls import Calls, RejectedRow
 
 
@@ -60,7 +59,7 @@ class SenderSettings:
     max_in_flight: int = 8
     rate_limit_requests: int = 3000
     rate_limit_seconds: float = 3.0
-    rate_limit_file: Path | None = None  # shares the limit with other processes on this machine
+    rate_limit_window: RateWindow | None = None  # shared with other processes (else this one's)
     retry_budget_seconds: float = 300.0
     max_retry_after_seconds: float = 120.0
     initial_backoff_seconds: float = 0.5
@@ -103,7 +102,7 @@ class Sender:
         self.log = log or logging.getLogger(__name__)
         self.stats = DeliveryStats()
         self._limiter = RateLimiter(
-            settings.rate_limit_requests, settings.rate_limit_seconds, settings.rate_limit_file
+            settings.rate_limit_requests, settings.rate_limit_seconds, settings.rate_limit_window
         )
         self._pool = ThreadPoolExecutor(
             settings.max_in_flight, thread_name_prefix=f"send-{settings.destination_name}"

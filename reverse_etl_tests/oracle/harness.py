@@ -18,6 +18,8 @@ import orjson
 from reverse_etl_assets.config.loading import LoadedConfig, load_config
 from reverse_etl_assets.delivery.destinations import open_destination
 from reverse_etl_assets.preview import preview_sync
+from reverse_etl_assets.state.rejected_rows import RejectedRowStore
+from reverse_etl_assets.state.store import StateStore
 from reverse_etl_assets.sync_run import run_sync
 from reverse_etl_tests.conftest import (
     MYSQL_HOST,
@@ -130,14 +132,20 @@ def _run(
     env: OracleEnv, case: TableCase, result: ProductResult, column_types: dict[str, str], workdir: Path
 ) -> None:
     config = _config(env, case, result.driver, result.query, column_types, workdir / "run")
-    rejected_path = workdir / "run" / "rejected.jsonl"
+    # Rejected rows go through the state store, as a Dagster run's do.
+    (workdir / "run").mkdir(parents=True, exist_ok=True)
+    rejected_store = RejectedRowStore(StateStore(f"sqlite:///{workdir / 'run' / 'state.sqlite'}"))
+
+    def record_rejected(rows: list[Any]) -> None:
+        rejected_store.record(SYNC, DESTINATION, "run", [row.as_dict() for row in rows])
+
     outbox = workdir / "run" / "outbox" / f"{SYNC}.jsonl"
     sample: list[Any] = []
     try:
         with closing(
             open_destination(DESTINATION, config.project.destinations[DESTINATION], SYNC, workdir / "run")
         ) as sender:
-            outcome = run_sync(config, SYNC, DESTINATION, 0, sender, rejected_rows_path=rejected_path)
+            outcome = run_sync(config, SYNC, DESTINATION, 0, sender, rejected_rows=record_rejected)
         sample = outcome.rejected_sample
         if outcome.stats.rows_rejected != len(sample):
             result.problems.append(
@@ -154,23 +162,22 @@ def _run(
         if data and not data.endswith(b"\n"):
             result.problems.append(f"{result.driver} run: the outbox does not end with a newline")
         result.lines = data.split(b"\n")[:-1] if data else []
-    if rejected_path.exists():
-        for line in rejected_path.read_bytes().splitlines():
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                result.problems.append(
-                    f"{result.driver} run: a rejected rows line is not JSON ({error}): {line!r}"
-                )
-                continue
-            if record["row_number"] in result.rejected:
-                result.problems.append(f"{result.driver} run: row {record['row_number']} rejected twice")
-            result.rejected[record["row_number"]] = (record["field"], record["reason"])
+    for _destination, _run, line in rejected_store.rows(SYNC):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            result.problems.append(
+                f"{result.driver} run: a rejected rows line is not JSON ({error}): {line!r}"
+            )
+            continue
+        if record["row_number"] in result.rejected:
+            result.problems.append(f"{result.driver} run: row {record['row_number']} rejected twice")
+        result.rejected[record["row_number"]] = (record["field"], record["reason"])
     file_rows = sorted(result.rejected)
     sample_rows = sorted(r.row_number for r in sample)
     if sample and sample_rows != file_rows:
         result.problems.append(
-            f"{result.driver} run: rejected rows {file_rows} in the file, {sample_rows} in the sample"
+            f"{result.driver} run: rejected rows {file_rows} in the store, {sample_rows} in the sample"
         )
 
 

@@ -7,9 +7,7 @@ twice: a call is skipped when the last call delivered for the same person (group
 same destination had the same message id, i.e. the same content. A person who changed and changed
 back is sent again, because the last delivered version differs.
 
-It is a small SQL table (SQLite beside the Dagster instance by default, or any SQLAlchemy URL such
-as PostgreSQL when workers run on several machines), pruned at every run to the lookback horizon,
-so it holds at most the calls of one horizon.
+It is pruned at every run to the lookback horizon, so it holds at most the calls of one horizon.
 """
 
 from __future__ import annotations
@@ -17,55 +15,43 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-_METADATA = sa.MetaData()
-DELIVERED = sa.Table(
-    "reverse_etl_delivered",
-    _METADATA,
-    sa.Column("sync", sa.String(255), primary_key=True),
-    sa.Column("destination", sa.String(255), primary_key=True),
-    sa.Column("entity_key", sa.String(512), primary_key=True),
-    sa.Column("message_id", sa.String(100), nullable=False),
-    sa.Column("delivered_at", sa.BigInteger, nullable=False, index=True),
-)
+from reverse_etl_assets.state.store import StateStore
+from reverse_etl_assets.state.tables import DELIVERED
+
+_KEY = ["sync", "destination", "entity_key"]
+_CHUNK = 5_000  # rows per INSERT: large enough to be fast, small enough for every driver's limits
 
 
 class DeliveryLedger:
-    def __init__(self, url: str) -> None:
-        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        self.engine = sa.create_engine(url, connect_args=connect_args)
-        _METADATA.create_all(self.engine)
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
 
     def load(self, sync: str, destination: str) -> dict[str, str]:
         """entity key → the message id last delivered for it."""
         query = sa.select(DELIVERED.c.entity_key, DELIVERED.c.message_id).where(
             DELIVERED.c.sync == sync, DELIVERED.c.destination == destination
         )
-        with self.engine.connect() as connection:
+        with self.store.engine.connect() as connection:
             return {key: message_id for key, message_id in connection.execute(query)}
 
     def record(self, sync: str, destination: str, delivered: Iterable[tuple[str, str]], at: int) -> None:
         """Remember (entity key, message id) pairs as delivered at Unix time `at`."""
+        # The last version of a key wins: one INSERT must not name a key twice (PostgreSQL refuses).
+        latest = {key: message_id for key, message_id in delivered}
         rows = [
             {
                 "sync": sync,
                 "destination": destination,
                 "entity_key": key,
-                "message_id": message_id,
+                "message_id": mid,
                 "delivered_at": at,
             }
-            for key, message_id in delivered
+            for key, mid in latest.items()
         ]
-        if not rows:
-            return
-        insert = (postgresql if self.engine.dialect.name == "postgresql" else sqlite).insert(DELIVERED)
-        statement = insert.on_conflict_do_update(
-            index_elements=["sync", "destination", "entity_key"],
-            set_={"message_id": insert.excluded.message_id, "delivered_at": insert.excluded.delivered_at},
-        )
-        with self.engine.begin() as connection:
-            connection.execute(statement, rows)
+        with self.store.transaction() as connection:
+            for start in range(0, len(rows), _CHUNK):
+                connection.execute(self.store.upsert(DELIVERED, _KEY, rows[start : start + _CHUNK]))
 
     def prune(self, sync: str, destination: str, before: int) -> int:
         """Forget what was delivered before the horizon; return how many entries went."""
@@ -80,8 +66,5 @@ class DeliveryLedger:
         statement = sa.delete(DELIVERED).where(
             DELIVERED.c.sync == sync, DELIVERED.c.destination == destination, *conditions
         )
-        with self.engine.begin() as connection:
+        with self.store.transaction() as connection:
             return connection.execute(statement).rowcount
-
-    def close(self) -> None:
-        self.engine.dispose()
