@@ -40,9 +40,10 @@ setup(
         # libmysqlclient-dev) and pkg-config; ConnectorX (Rust, a binary wheel) reads rows straight
         # into Arrow, without Python per row: what the fast path needs and nothing hand-written does.
         "fast": ["mysqlclient>=2.2", "connectorx>=0.4.6,<0.5"],
-        # An instance on PostgreSQL (its runs, cursors and the state store every worker shares).
-        # SQLAlchemy 2.1 reads `postgresql://` as psycopg 3, which dagster-postgres does not bring.
-        "postgres": ["dagster-postgres>=0.29,<0.30", "psycopg[binary]>=3.2"],
+        # An instance on PostgreSQL (its runs, cursors and the state store every worker shares),
+        # through psycopg2, which dagster-postgres is written for (its NOTIFY fails on psycopg 3):
+        # SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3, so URLs say `postgresql+psycopg2`.
+        "postgres": ["dagster-postgres>=0.29,<0.30", "psycopg2-binary>=2.9"],
         # The peers measured by bench/run_benchmarks.py.
         "bench": ["customerio-cdp-analytics>=1.1", "dlt[sql_database]>=1.31"],
         "dev": [
@@ -56,7 +57,7 @@ setup(
             "ruff>=0.6",
             # The tests run instances on PostgreSQL.
             "dagster-postgres>=0.29,<0.30",
-            "psycopg[binary]>=3.2",
+            "psycopg2-binary>=2.9",
         ],
     },
     entry_points={"console_scripts": ["reverse-etl=reverse_etl_assets.cli:main"]},

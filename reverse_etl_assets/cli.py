@@ -94,11 +94,16 @@ def preview(sync_name: str, destination: str | None, limit: int, config_file: Pa
     sync = _sync(config, sync_name)
     destination = destination or sync.destinations[0]
     _check_destination(sync, destination)
-    cursor = InstanceCursorStore(_instance()).read(sync_name, destination)
-    try:
-        result = preview_sync(
-            config, sync_name, destination, cursor.last_sync_time, limit, _history(sync_name, destination)
+    if _instance_exists():
+        last_sync_time = InstanceCursorStore(_instance()).read(sync_name, destination).last_sync_time
+        history = _history(sync_name, destination)
+    else:  # nothing ran here yet: the first run would read from 0 (and nothing is created)
+        click.echo(
+            f"no instance in {dagster_home()} yet: previewing the first run (last_sync_time 0)", err=True
         )
+        last_sync_time, history = 0, []
+    try:
+        result = preview_sync(config, sync_name, destination, last_sync_time, limit, history)
     except SourceError as error:
         raise click.ClickException(str(error)) from None
     click.echo(render_preview(result))
@@ -296,6 +301,10 @@ def _check_destination(sync: SyncConfig, destination: str) -> None:
 def _instance() -> dg.DagsterInstance:
     """One instance for the whole command."""
     return _open()
+
+
+def _instance_exists() -> bool:
+    return bool(os.environ.get("DAGSTER_HOME")) or dagster_home().exists()
 
 
 def _open(create: bool = False) -> dg.DagsterInstance:

@@ -202,7 +202,9 @@ def test_readme_commands_run_on_its_example_configuration(tmp_path, example_db, 
     found = commands([PROJECT / "README.md"])
     assert len(found) >= 4
     for where, command in found:
-        done = reverse_etl(*command.split()[1:], cwd=tmp_path, env={API_KEY_ENV: customerio.api_key})
+        # As a new user runs them: no DAGSTER_HOME, no .dagster yet.
+        env = {API_KEY_ENV: customerio.api_key, "DAGSTER_HOME": ""}
+        done = reverse_etl(*command.split()[1:], cwd=tmp_path, env=env)
         assert done.returncode == 0, (where, command, done.stdout, done.stderr)
     assert len(customerio.accepted) == 2  # `reverse-etl run identify_users` sent both example users
 

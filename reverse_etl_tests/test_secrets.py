@@ -92,10 +92,10 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, mysql_db: ScratchDatabase):
         server.stop()
 
     # Everything the instance stored (event log, run storage, compute logs), the outbox and the
-    # rejected-rows files, as bytes.
+    # state store (rejected rows among it), as bytes.
     files = [path for path in tmp_path.rglob("*") if path.is_file() and path.name != "reverse_etl.yaml"]
     assert any(path.suffix == ".db" for path in files)  # the instance's SQLite storage was searched
-    assert any("rejected_rows" in str(path) for path in files)
+    assert any(path.name == "state.sqlite" for path in files)
     for secret in (db_password, wrong_password, api_key):
         for form in forms(secret):
             for output in outputs:

@@ -41,10 +41,10 @@ ColumnType = Literal["json", "boolean", "string", "base64", "hex"]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A name also becomes part of longer names and paths: Dagster asset keys, partition keys, job and
 # schedule names (`preview_<sync>`, `<sync>__<destination>_schedule`), concurrency pools, and
-# folders and files under the instance (`rejected_rows/<sync>/<destination>/<run id>.jsonl`,
-# `outbox/<destination>/<sync>.jsonl`, the rate limit's `<destination>.<rate>.v2.window`), where a
-# file name holds at most 255 bytes. 64 characters (MySQL's limit for its own names) keeps every
-# one of them well inside its limit, and is plenty for a name people read.
+# keys in the state store (at most 255 characters) and the outbox's files
+# (`outbox/<destination>/<sync>.jsonl`), where a file name holds at most 255 bytes. 64 characters
+# (MySQL's limit for its own names) keeps every one of them well inside its limit, and is plenty
+# for a name people read.
 MAX_NAME_LENGTH = 64
 # Dagster refuses these as asset and op names (dagster._core.definitions.utils.DISALLOWED_NAMES),
 # and a sync's name is both. Copied, not imported: the query reader process loads these models

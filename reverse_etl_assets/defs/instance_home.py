@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 DEFAULT_DAGSTER_HOME = ".dagster"
 DAGSTER_YAML_TEMPLATE = Path(__file__).with_name("dagster.yaml")
@@ -49,6 +50,36 @@ def open_instance(create: bool = False) -> dg.DagsterInstance:
             "instance, run from the folder that holds its .dagster, or pass --new-instance to start one here"
         )
     home = ensure_dagster_home()
-    with (home / ".instance.lock").open("a") as lock:
+    _check_postgres_driver(home / "dagster.yaml")
+    try:
+        lock = (home / ".instance.lock").open("a")
+    except OSError:  # a read-only folder: the storage is elsewhere (PostgreSQL), nothing to create here
+        return dg.DagsterInstance.get()
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         return dg.DagsterInstance.get()
+
+
+def _check_postgres_driver(dagster_yaml: Path) -> None:
+    """SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3, on which dagster-postgres fails (its
+    NOTIFY takes no bound parameters): say so before Dagster fails somewhere deep."""
+    try:
+        settings = yaml.safe_load(dagster_yaml.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return  # Dagster itself reports what is wrong with the file
+    postgres = (settings.get("storage") or {}).get("postgres") if isinstance(settings, dict) else None
+    if not isinstance(postgres, dict):
+        return
+    url = postgres.get("postgres_url")
+    if isinstance(url, dict) and "env" in url:
+        url = os.environ.get(str(url["env"]), "")
+    db = postgres.get("postgres_db")
+    scheme = str(url).split("://", 1)[0] if url else (db or {}).get("scheme", "postgresql")
+    if scheme in ("postgresql", "postgres"):
+        where = "postgres_url" if url else "postgres_db.scheme"
+        raise NoInstance(
+            f"{dagster_yaml}: storage.postgres.{where} uses the scheme {scheme!r}, which SQLAlchemy 2.1 "
+            "connects with psycopg 3, on which Dagster's PostgreSQL storage fails: write "
+            "postgresql+psycopg2:// (postgres_db: scheme: postgresql+psycopg2), the driver "
+            "reverse-etl[postgres] installs"
+        )

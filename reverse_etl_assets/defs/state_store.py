@@ -22,11 +22,11 @@ def state_url(instance: dg.DagsterInstance) -> sa.URL:
     if override:
         return sa.make_url(override)
     storage = instance.run_storage
-    # dagster-postgres and dagster-mysql keep the URL they connect with; the drivers named here
-    # are the ones `reverse-etl[postgres]` and the base install bring.
+    # dagster-postgres and dagster-mysql keep the URL they connect with. PyMySQL is in the base
+    # install, where dagster-mysql's mysql-connector may not be.
     postgres_url = getattr(storage, "postgres_url", None)
     if postgres_url:
-        return sa.make_url(postgres_url).set(drivername="postgresql+psycopg")
+        return sa.make_url(postgres_url)  # with its driver: open_instance made sure it names one
     mysql_url = getattr(storage, "mysql_url", None)
     if mysql_url:
         return sa.make_url(mysql_url).set(drivername="mysql+pymysql")

@@ -51,7 +51,7 @@ class MemoryWindow:
             taken = 0
             while taken < wanted:
                 sent = self._sent[self._oldest]
-                delay = sent + self.per_seconds - now
+                delay = sent + self.per_seconds + LEASE_SECONDS - now  # as StoreWindow does
                 if delay > 0 and sent <= now + self.per_seconds:  # busy, and not from a clock set back
                     return taken, (0.0 if taken else delay), now
                 self._sent[self._oldest] = now

@@ -3,9 +3,10 @@ destination: a ring of the last `requests` send times, on the store's clock, and
 pause that holds them all.
 
 Each transaction takes several slots at once (a lease), so that the store is not asked once per
-request: a lease is stamped with the time it was taken and must be used within `LEASE_SECONDS`,
-which bounds how far the sends seen at the destination can drift from the window (a few percent
-of a window of seconds)."""
+request: a lease is stamped with the time it was taken and must be used within `LEASE_SECONDS`.
+A slot is free again `LEASE_SECONDS` after its window ends, so that a send made a little after its
+stamp (the lease, the store's commit, the network) still lands outside the window of the send it
+replaced: the destination never counts more than the limit, for a few percent of its rate."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ class StoreWindow:
             free: list[int] = []
             wait = 0.0
             for slot in slots:  # oldest first: the first busy slot ends the free ones
-                delay = sent[slot] + self.per_seconds - now
+                delay = sent[slot] + self.per_seconds + LEASE_SECONDS - now
                 # Free, or stamped by a clock that was later set back.
                 if delay > 0 and sent[slot] <= now + self.per_seconds:
                     wait = delay
