@@ -44,6 +44,8 @@ setup(
         # through psycopg2, which dagster-postgres is written for (its NOTIFY fails on psycopg 3):
         # SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3, so URLs say `postgresql+psycopg2`.
         "postgres": ["dagster-postgres>=0.29,<0.30", "psycopg2-binary>=2.9"],
+        # Sync runs' steps on Celery workers (`executor: {kind: celery}`).
+        "celery": ["dagster-celery>=0.29,<0.30"],
         # The peers measured by bench/run_benchmarks.py.
         "bench": ["customerio-cdp-analytics>=1.1", "dlt[sql_database]>=1.31"],
         "dev": [
@@ -58,6 +60,7 @@ setup(
             # The tests run instances on PostgreSQL.
             "dagster-postgres>=0.29,<0.30",
             "psycopg2-binary>=2.9",
+            "dagster-celery>=0.29,<0.30",  # and on two Celery workers
         ],
     },
     entry_points={"console_scripts": ["reverse-etl=reverse_etl_assets.cli:main"]},

@@ -23,6 +23,7 @@ from reverse_etl_assets.cursor import format_unix_time
 from reverse_etl_assets.defs.alerts import Alert, AlertNotSent, rejected_rows_reason, send_alert, webhook_url
 from reverse_etl_assets.defs.build import build_definitions
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
+from reverse_etl_assets.defs.executor import ExecutorUnavailable
 from reverse_etl_assets.defs.history import run_sizes
 from reverse_etl_assets.defs.instance_home import NoInstance, dagster_home, ensure_dagster_home, open_instance
 from reverse_etl_assets.defs.runs import run_in_progress, sync_job_name
@@ -58,7 +59,7 @@ def validate(config_file: Path | None, offline: bool) -> None:
     """Check the configuration file (errors name the file, line, sync and field), then connect to
     each sync's database and check the guards: an incremental query, a read-only user."""
     config = _load(config_file)
-    dg.Definitions.validate_loadable(build_definitions(config))
+    dg.Definitions.validate_loadable(_definitions(config))
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
     failed = False
@@ -209,7 +210,7 @@ def run(sync_name: str, destinations: tuple[str, ...], new_instance: bool, confi
     sync = _sync(config, sync_name)
     for destination in destinations:
         _check_destination(sync, destination)
-    job = build_definitions(config).resolve_job_def(sync_job_name(sync_name))
+    job = _definitions(config).resolve_job_def(sync_job_name(sync_name))
     failed = False
     with _open(create=new_instance) as instance:
         for destination in destinations or sync.destinations:
@@ -301,6 +302,13 @@ def _check_destination(sync: SyncConfig, destination: str) -> None:
 def _instance() -> dg.DagsterInstance:
     """One instance for the whole command."""
     return _open()
+
+
+def _definitions(config: LoadedConfig) -> dg.Definitions:
+    try:
+        return build_definitions(config)
+    except ExecutorUnavailable as error:
+        raise click.ClickException(f"{config.path}: {error}") from None
 
 
 def _instance_exists() -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import psycopg2
 import pymysql
 import pytest
 import yaml
@@ -223,3 +224,25 @@ def started_run(
             beat = {"run_id": run.run_id, "beat_at": time.time() - silent_for}
             connection.execute(store.upsert(HEARTBEATS, ["run_id"], [beat]))
     return run
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+POSTGRES_STORAGE = "postgresql+psycopg2://postgres@127.0.0.1:5432"  # dagster-postgres needs psycopg2
+
+
+@pytest.fixture
+def instance_database() -> Iterator[str]:
+    """A new PostgreSQL database for the instance's storage (and so for the state store)."""
+    name = f"reverse_etl_{uuid.uuid4().hex[:12]}"
+    admin(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES_STORAGE}/{name}"
+    admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def admin(statement: str) -> None:
+    connection = psycopg2.connect(f"{POSTGRES}/postgres")
+    connection.autocommit = True
+    try:
+        connection.cursor().execute(statement)
+    finally:
+        connection.close()

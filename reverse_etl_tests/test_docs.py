@@ -227,7 +227,7 @@ def test_every_configuration_field_is_documented():
     classes = [
         models.ProjectConfig, models.MySQLDatabase, models.TlsConfig, models.SQLiteDatabase,
         models.HttpDelivery, models.RateLimit, models.CustomerIoDestination, models.SegmentDestination,
-        models.HttpEndpointDestination, models.OutboxDestination, models.SyncConfig,
+        models.HttpEndpointDestination, models.OutboxDestination, models.SyncConfig, models.ExecutorConfig,
     ]  # fmt: skip
     missing = [
         f"{model.__name__}.{name}"

@@ -11,16 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from reverse_etl_assets.defs.instance_home import DAGSTER_YAML_TEMPLATE
 from reverse_etl_tests.conftest import (
     API_KEY_ENV,
+    POSTGRES_STORAGE,
     ScratchDatabase,
     cli_environment,
     customerio_destination,
@@ -29,8 +27,6 @@ from reverse_etl_tests.conftest import (
 )
 from reverse_etl_tests.fake_customerio import FakeCustomerIoProcess
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-POSTGRES_STORAGE = "postgresql+psycopg2://postgres@127.0.0.1:5432"  # dagster-postgres needs psycopg2
 # As docs/production.md says: a worker's disk keeps nothing (run logs go to the event log).
 NO_LOCAL_COMPUTE_LOGS = """
 compute_logs:
@@ -53,24 +49,6 @@ def people(mysql_db: ScratchDatabase) -> ScratchDatabase:
         [(i, f"p{i}@example.com") for i in range(1, 21)],
     )
     return mysql_db
-
-
-@pytest.fixture
-def instance_database() -> Iterator[str]:
-    """A new PostgreSQL database for the instance's storage (and so for the state store)."""
-    name = f"reverse_etl_{uuid.uuid4().hex[:12]}"
-    admin(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES_STORAGE}/{name}"
-    admin(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-def admin(statement: str) -> None:
-    connection = psycopg2.connect(f"{POSTGRES}/postgres")
-    connection.autocommit = True
-    try:
-        connection.cursor().execute(statement)
-    finally:
-        connection.close()
 
 
 class Worker:
@@ -326,3 +304,47 @@ def test_no_new_instance_by_accident(tmp_path, people, customerio):
     assert f"instance: {tmp_path / '.dagster'}" in started.stderr
     shown = cli("cursor", "show", "people")  # it exists now
     assert shown.returncode == 0 and f"instance: {tmp_path / '.dagster'}" in shown.stderr
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks (USER_HZ 100)
+
+
+def test_a_run_waiting_for_another_run_of_its_sync_sleeps_and_stops_on_sigterm(
+    tmp_path, workers, people, customerio, monkeypatch
+):
+    monkeypatch.setenv(API_KEY_ENV, customerio.api_key)
+    write_config(
+        tmp_path / "reverse_etl.yaml",
+        {
+            "databases": {"app_db": people.config()},
+            "destinations": {
+                "cio": customerio_destination(customerio, max_calls_per_request=1, max_in_flight=1)
+            },
+            "syncs": [sync_entry("people", LOOKBACK_QUERY, ["cio"])],
+        },
+    )
+    customerio.latency_seconds = 1.0  # 20 requests one at a time: the first run takes 20 s
+    first = workers["a"].start("run", "people")
+    deadline = time.monotonic() + 60
+    while not customerio.requests and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert customerio.requests, "the first run never sent"
+    waiting = workers["b"].start("run", "people")
+    assert waiting.stdout is not None
+    said = ""
+    while "waiting for run" not in said and time.monotonic() < deadline:
+        said += waiting.stdout.readline()
+    assert "waiting for run" in said, said
+    before = cpu_seconds(waiting.pid)
+    time.sleep(3)
+    assert cpu_seconds(waiting.pid) - before < 0.3  # asleep, not spinning
+    waiting.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    waiting.wait(timeout=10)
+    assert time.monotonic() - began < 5
+    assert first.poll() is None  # the first run goes on
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=60)

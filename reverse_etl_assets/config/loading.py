@@ -306,6 +306,7 @@ _DAGSTER_OWN_NAMES = {
     ("op", "__ASSET_JOB"): "Dagster's job of every asset",
     ("instigator", "reverse_etl_failure_alerts"): "the failure alerts sensor",
     ("instigator", "reverse_etl_rejected_rows_alerts"): "the rejected rows alerts sensor",
+    ("instigator", "reverse_etl_dead_runs"): "the dead runs sensor",
 }
 
 

@@ -416,6 +416,17 @@ class SyncConfig(StrictModel):
         return frequency_to_cron(self.frequency) if self.frequency else None
 
 
+class ExecutorConfig(StrictModel):
+    """Where a sync run's step executes: in the run's own process (Dagster's default), or on Celery
+    workers (`dagster-celery`, the `celery` extra), which may be other machines."""
+
+    kind: Literal["default", "celery"] = "default"
+    # The environment variables holding the Celery broker's and result backend's URLs (they may
+    # hold passwords). Unset: Celery's defaults, RabbitMQ on localhost and the rpc:// backend.
+    broker_env: str | None = None
+    backend_env: str | None = None
+
+
 class ProjectConfig(StrictModel):
     """The whole file: named databases and destinations, and the syncs that use them."""
 
@@ -423,6 +434,7 @@ class ProjectConfig(StrictModel):
     destinations: dict[DestinationName, Destination] = Field(default_factory=dict)
     syncs: list[SyncConfig] = Field(default_factory=list)
     schedule_timezone: str = "UTC"
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     # How long the state store keeps rejected rows (pruned at every run).
     rejected_rows_retention_days: float = Field(default=30, gt=0, le=3650)
 

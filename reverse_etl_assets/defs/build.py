@@ -6,18 +6,21 @@ import dagster as dg
 
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.defs.assets import build_sync_asset
+from reverse_etl_assets.defs.executor import build_executor
 from reverse_etl_assets.defs.preview_job import build_preview_job
 from reverse_etl_assets.defs.resources import DeliveryResource
 from reverse_etl_assets.defs.schedules import build_sync_job, build_sync_schedules
-from reverse_etl_assets.defs.sensors import build_alert_sensors, build_upstream_sensor
+from reverse_etl_assets.defs.sensors import build_alert_sensors, build_dead_run_sensor, build_upstream_sensor
 
 
 def build_definitions(config: LoadedConfig) -> dg.Definitions:
     project = config.project
-    assets, jobs, schedules, sensors = [], [], [], build_alert_sensors(project)
+    assets, jobs, schedules = [], [], []
+    sensors = [*build_alert_sensors(project), build_dead_run_sensor(project)]
+    executor = build_executor(project.executor)
     for sync in project.syncs:
         asset = build_sync_asset(sync, config)
-        job = build_sync_job(sync, asset)
+        job = build_sync_job(sync, asset, executor)
         assets.append(asset)
         jobs += [job, build_preview_job(sync, config)]
         schedules.extend(build_sync_schedules(sync, job, project.schedule_timezone))

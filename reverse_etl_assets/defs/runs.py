@@ -34,11 +34,11 @@ def run_in_progress(instance: dg.DagsterInstance, sync_name: str, destination: s
     records = instance.get_run_records(
         dg.RunsFilter(statuses=IN_PROGRESS, tags={PARTITION_TAG: destination}), limit=200
     )
-    for record in records:
-        run = record.dagster_run
-        if runs_sync(run, sync_name) and not reap_if_dead(instance, run):
-            return run
-    return None
+    runs = [record.dagster_run for record in records if runs_sync(record.dagster_run, sync_name)]
+    # Every dead one is failed (its slot freed), not only those before the first live one: a run
+    # waiting for the slot a dead run holds must not hide it.
+    alive = [run for run in runs if not reap_if_dead(instance, run)]
+    return alive[0] if alive else None
 
 
 def reap_if_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:

@@ -21,11 +21,14 @@ def schedule_name(sync_name: str, destination: str) -> str:
     return f"{sync_name}__{destination}_schedule"
 
 
-def build_sync_job(sync: SyncConfig, asset: dg.AssetsDefinition) -> UnresolvedAssetJobDefinition:
+def build_sync_job(
+    sync: SyncConfig, asset: dg.AssetsDefinition, executor: dg.ExecutorDefinition | None = None
+) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         sync_job_name(sync.name),
         selection=dg.AssetSelection.assets(asset),
         description=f"Runs the sync {sync.name} for one destination (the partition).",
+        executor_def=executor,
     )
 
 

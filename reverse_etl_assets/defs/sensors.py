@@ -13,6 +13,30 @@ from reverse_etl_assets.config.models import ProjectConfig, SyncConfig
 from reverse_etl_assets.defs.alerts import WEBHOOK_ENV, Alert, rejected_rows_reason, send_alert, webhook_url
 from reverse_etl_assets.defs.runs import PARTITION_TAG, run_in_progress, runs_sync
 
+DEAD_RUNS_INTERVAL_SECONDS = 15
+
+
+def build_dead_run_sensor(project: ProjectConfig) -> dg.SensorDefinition:
+    """Fails the runs whose worker stopped beating and frees their pool slots, every 15 s, so a
+    sync whose worker died runs again at its next launch (schedule, sensor, button) by itself."""
+    pairs = [(sync.name, destination) for sync in project.syncs for destination in sync.destinations]
+
+    @dg.sensor(
+        name="reverse_etl_dead_runs",
+        description="Fails sync runs whose worker stopped beating (killed, machine lost), frees their slot.",
+        minimum_interval_seconds=DEAD_RUNS_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def dead_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        busy = [
+            f"{sync} → {destination}"
+            for sync, destination in pairs
+            if run_in_progress(context.instance, sync, destination)
+        ]
+        return dg.SkipReason(f"runs in progress: {', '.join(busy)}" if busy else "no sync run in progress")
+
+    return dead_runs
+
 
 def build_alert_sensors(project: ProjectConfig) -> list[dg.SensorDefinition]:
     syncs = {sync.name: sync for sync in project.syncs}
