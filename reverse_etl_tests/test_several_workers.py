@@ -55,14 +55,24 @@ class Worker:
     """A machine of its own: its instance folder (the shipped dagster.yaml, storage on PostgreSQL)
     is mounted at HOME for its commands only, read-only when asked."""
 
-    def __init__(self, root: Path, name: str, database_url: str, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        database_url: str,
+        read_only: bool = False,
+        dagster_yaml: str | None = None,
+    ) -> None:
         self.folder = root / f"worker-{name}"
         self.folder.mkdir()
-        shutil.copyfile(DAGSTER_YAML_TEMPLATE, self.folder / "dagster.yaml")
-        with (self.folder / "dagster.yaml").open("a") as yaml:
-            # As docs/production.md says: the instance's storage on PostgreSQL.
-            yaml.write(f"\nstorage:\n  postgres:\n    postgres_url: {database_url}\n")
-            yaml.write(NO_LOCAL_COMPUTE_LOGS)
+        if dagster_yaml is not None:
+            (self.folder / "dagster.yaml").write_text(dagster_yaml)
+        else:
+            shutil.copyfile(DAGSTER_YAML_TEMPLATE, self.folder / "dagster.yaml")
+            with (self.folder / "dagster.yaml").open("a") as yaml:
+                # As docs/production.md says: the instance's storage on PostgreSQL.
+                yaml.write(f"\nstorage:\n  postgres:\n    postgres_url: {database_url}\n")
+                yaml.write(NO_LOCAL_COMPUTE_LOGS)
         self.project = root  # the reverse_etl.yaml every worker deploys
         self.read_only = read_only
 
@@ -348,3 +358,37 @@ def test_a_run_waiting_for_another_run_of_its_sync_sleeps_and_stops_on_sigterm(
     assert first.poll() is None  # the first run goes on
     first.send_signal(signal.SIGTERM)
     first.communicate(timeout=60)
+
+
+def test_the_production_dagster_yaml_works_as_copied(
+    tmp_path, instance_database, people, customerio, monkeypatch
+):
+    """docs/production.md's dagster.yaml, with its environment variables set, on a read-only folder."""
+    from reverse_etl_tests.test_docs import INSTANCE_BLOCKS
+
+    [block] = [block for block in INSTANCE_BLOCKS if block.path.name == "production.md"]
+    database = instance_database.rsplit("/", 1)[1]
+    assert "db_name: dagster" in block.body
+    for name, value in {
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_USER": "postgres",
+        "DAGSTER_PG_PASSWORD": "x",
+    }.items():
+        monkeypatch.setenv(name, value)  # (the test server trusts local connections: any password)
+    monkeypatch.setenv(API_KEY_ENV, customerio.api_key)
+    write_config(
+        tmp_path / "reverse_etl.yaml",
+        {
+            "databases": {"app_db": people.config()},
+            "destinations": {"cio": customerio_destination(customerio)},
+            "syncs": [sync_entry("people", LOOKBACK_QUERY, ["cio"])],
+        },
+    )
+    text = block.body.replace("db_name: dagster", f"db_name: {database}")
+    worker = Worker(tmp_path, "docs", instance_database, read_only=True, dagster_yaml=text)
+    ran = worker.run("run", "people")
+    assert (
+        "20 calls sent" in ran
+        and f"state store: postgresql+psycopg2://postgres:***@127.0.0.1:5432/{database}" in ran
+    ), ran
+    assert worker.files() == []

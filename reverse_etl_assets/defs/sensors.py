@@ -11,7 +11,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from reverse_etl_assets.config.models import ProjectConfig, SyncConfig
 from reverse_etl_assets.defs.alerts import WEBHOOK_ENV, Alert, rejected_rows_reason, send_alert, webhook_url
-from reverse_etl_assets.defs.runs import PARTITION_TAG, run_in_progress, runs_sync
+from reverse_etl_assets.defs.runs import PARTITION_TAG, reap_if_dead, run_in_progress, runs_sync
 
 DEAD_RUNS_INTERVAL_SECONDS = 15
 
@@ -19,7 +19,7 @@ DEAD_RUNS_INTERVAL_SECONDS = 15
 def build_dead_run_sensor(project: ProjectConfig) -> dg.SensorDefinition:
     """Fails the runs whose worker stopped beating and frees their pool slots, every 15 s, so a
     sync whose worker died runs again at its next launch (schedule, sensor, button) by itself."""
-    pairs = [(sync.name, destination) for sync in project.syncs for destination in sync.destinations]
+    syncs = {sync.name: sync for sync in project.syncs}
 
     @dg.sensor(
         name="reverse_etl_dead_runs",
@@ -28,12 +28,17 @@ def build_dead_run_sensor(project: ProjectConfig) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def dead_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        busy = [
-            f"{sync} → {destination}"
-            for sync, destination in pairs
-            if run_in_progress(context.instance, sync, destination)
+        # One query for every started run; only sync runs are looked at.
+        records = context.instance.get_run_records(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=1000
+        )
+        failed = [
+            record.dagster_run.run_id
+            for record in records
+            if _sync_of(record.dagster_run, syncs) is not None
+            and reap_if_dead(context.instance, record.dagster_run)
         ]
-        return dg.SkipReason(f"runs in progress: {', '.join(busy)}" if busy else "no sync run in progress")
+        return dg.SkipReason(f"failed dead runs: {', '.join(failed)}" if failed else "no dead sync run")
 
     return dead_runs
 

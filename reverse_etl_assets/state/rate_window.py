@@ -10,6 +10,8 @@ replaced: the destination never counts more than the limit, for a few percent of
 
 from __future__ import annotations
 
+import contextlib
+
 import sqlalchemy as sa
 
 from reverse_etl_assets.delivery.rate_limit import LEASE_SECONDS
@@ -100,8 +102,9 @@ class StoreWindow:
             )
 
     def end_pause(self, owner: int) -> None:
-        """End `owner`'s pause if it still holds: one answer never holds back later runs."""
-        with self.store.transaction() as connection:
+        """End `owner`'s pause if it still holds: one answer never holds back later runs. With the
+        store away, the pause ends at its own time (at most `max_retry_after_seconds`)."""
+        with contextlib.suppress(sa.exc.SQLAlchemyError), self.store.transaction() as connection:
             connection.execute(
                 sa.update(RATE_LIMITS)
                 .where(self._where_limit, RATE_LIMITS.c.pause_owner == owner)
