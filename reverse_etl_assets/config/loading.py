@@ -96,17 +96,26 @@ def load_config(path: Path | None = None) -> LoadedConfig:
                 "declare databases, destinations and syncs (see docs/configuration.md)"
             ],
         )
+    return load_config_data(path, data, root)
+
+
+def load_config_data(path: Path, data: Any, node: yaml.Node | None, base: Path | None = None) -> LoadedConfig:
+    """A configuration already parsed, perhaps from inside another YAML file (a Dagster component's
+    defs.yaml, under `attributes`): `node` is where `data` sits in `path`'s node tree, so problems
+    name that file and its lines. Relative paths resolve against `base`, by default `path`'s folder."""
+    base = base or path.parent
     if not isinstance(data, dict):
         found = "a list" if isinstance(data, list) else f"the single value {shown(str(data))}"
+        line = f", line {node.start_mark.line + 1}" if node is not None else ""
         raise ConfigError(
             path,
             [
-                f"{path.name}, line {root.start_mark.line + 1}: top level: expected a mapping with "
+                f"{path.name}{line}: top level: expected a mapping with "
                 f"databases, destinations and syncs, found {found}"
             ],
         )
 
-    locate = _Locator(path, root)
+    locate = _Locator(path, node)
     problems = locate.duplicate_keys()
     try:
         project = ProjectConfig.model_validate(data)
@@ -114,12 +123,12 @@ def load_config(path: Path | None = None) -> LoadedConfig:
         items = error.errors()
         problems += [_pydantic_problem(locate, data, item) for item in items[:MAX_PROBLEMS]]
         raise _listed(path, problems, unlisted=max(0, len(items) - MAX_PROBLEMS)) from None
-    found = _reference_problems(project) + _path_problems(project, path.parent)
+    found = _reference_problems(project) + _path_problems(project, base)
     problems += [locate(loc, data, message) for loc, message in found[:MAX_PROBLEMS]]
     if problems:
         raise _listed(path, problems, unlisted=max(0, len(found) - MAX_PROBLEMS))
     warnings = [locate(loc, data, message) for loc, message in _warnings(project)]
-    return LoadedConfig(path=path, project=_absolute_paths(project, path.parent), warnings=warnings)
+    return LoadedConfig(path=path, project=_absolute_paths(project, base), warnings=warnings)
 
 
 def _listed(path: Path, problems: list[str], unlisted: int = 0) -> ConfigError:
@@ -307,6 +316,8 @@ _DAGSTER_OWN_NAMES = {
     ("instigator", "reverse_etl_failure_alerts"): "the failure alerts sensor",
     ("instigator", "reverse_etl_rejected_rows_alerts"): "the rejected rows alerts sensor",
     ("instigator", "reverse_etl_dead_runs"): "the dead runs sensor",
+    ("instigator", "reverse_etl_start_now"): "the start-now sensor",
+    ("instigator", "reverse_etl_after_upstream"): "the after-upstream automation sensor",
 }
 
 
@@ -322,8 +333,6 @@ def definition_names(sync: SyncConfig) -> list[tuple[str, str, str]]:
     ]
     if sync.frequency is not None:
         names += [("instigator", f"{sync.name}__{d}_schedule", f"schedule to {d}") for d in sync.destinations]
-    if sync.after_assets:
-        names.append(("instigator", f"{sync.name}_after_upstream", "sensor"))
     return names
 
 
