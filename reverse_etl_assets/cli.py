@@ -252,7 +252,8 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     """Start the Dagster UI and daemon (`dagster dev`) on the project's persistent instance.
 
     DAGSTER_HOME defaults to ./.dagster, so cursors survive a restart. Extra arguments go to
-    `dagster dev` (e.g. `reverse-etl dev -p 3001`).
+    `dagster dev` (e.g. `reverse-etl dev -p 3001`). Each edit of the configuration file reloads
+    the code location within seconds.
     """
     home = ensure_dagster_home()
     target = (
@@ -264,7 +265,9 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     beside = Path(sys.executable).with_name("dagster")
     dagster = str(beside) if beside.exists() else shutil.which("dagster") or "dagster"
     click.echo(f"DAGSTER_HOME={home}", err=True)
-    os.execv(dagster, [dagster, "dev", *target, *dagster_args])
+    from reverse_etl_assets.dev_server import run_dagster_dev  # the GraphQL client: only here
+
+    sys.exit(run_dagster_dev([dagster, "dev", *target, *dagster_args], dagster_args))
 
 
 def sync_findings(config: LoadedConfig, sync_name: str) -> list[Finding]:

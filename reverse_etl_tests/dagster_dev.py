@@ -125,6 +125,36 @@ class DagsterDev:
         self.log.flush()
         return (self.cwd / "dagster_dev.log").read_text(errors="replace")[-5000:]
 
+    def locations(self) -> list[dict[str, Any]]:
+        """Each code location: its name, load status, and its load error with its causes, as the UI
+        shows it (None when it loaded)."""
+        entries = self.graphql(
+            "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+            "locationOrLoadError { __typename ... on PythonError { message causes { message } } } } } } }"
+        )["workspaceOrError"]["locationEntries"]
+        locations = []
+        for entry in entries:
+            error = entry["locationOrLoadError"] or {}
+            messages = [error.get("message")] + [cause["message"] for cause in error.get("causes", [])]
+            text = "\n".join(message for message in messages if message)
+            locations.append(
+                {"name": entry["name"], "loadStatus": entry["loadStatus"], "error": text or None}
+            )
+        return locations
+
+    def asset_names(self) -> set[str]:
+        return {
+            node["assetKey"]["path"][-1]
+            for node in self.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
+        }
+
+    def answers(self) -> bool:
+        """Whether the webserver still answers on its port."""
+        try:
+            return requests.get(f"{self.url}/server_info", timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)
