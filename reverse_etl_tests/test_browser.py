@@ -57,7 +57,7 @@ def test_the_asset_page_shows_the_sync_its_metadata_and_its_checks(demo):
             asset = f"{demo.url}/assets/demo_identify_users"
             overview = visible_text(page, asset, "Demo people and their traits", shot="asset-overview.png")
             assert "demo_identify_users" in overview
-            assert "FROM_UNIXTIME" in overview  # the query, in the description
+            assert "FROM_UNIXTIME" in overview  # the query, in the definition's metadata
 
             events = visible_text(
                 page,

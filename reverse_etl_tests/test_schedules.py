@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import dagster as dg
@@ -214,21 +217,37 @@ def test_start_at_and_enabled(config_path, project_instance):
 
 def test_the_pool_keeps_two_launches_of_one_sync_from_overlapping(config_path, project_instance, customerio):
     """Two destinations of the same sync launched together: the pool (limit 1, from dagster.yaml)
-    makes the second wait for the first."""
-    customerio.fail_next(Fault(delay_seconds=2, process=True))
-    results: dict[str, dg.ExecuteInProcessResult] = {}
+    makes the second wait for the first. Two processes, as two launches are (two threads of one
+    process can deadlock inside Dagster's logging set-up)."""
+    # Long enough for the second process to start and ask for the slot while the first holds it.
+    customerio.fail_next(Fault(delay_seconds=15, process=True))
+    environment = {
+        **os.environ,
+        "DAGSTER_HOME": str(project_instance.root_directory),
+        "REVERSE_ETL_CONFIG": str(config_path),
+    }
 
-    def launch(destination: str) -> None:
-        results[destination] = materialize_sync(config_path, "people", destination, project_instance)
+    def launch(destination: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reverse_etl_assets.cli", "run", "people", "--destination", destination],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
-    first = threading.Thread(target=launch, args=("cio",))
-    first.start()
-    time.sleep(0.5)
-    second = threading.Thread(target=launch, args=("backup",))
-    second.start()
-    first.join()
-    second.join()
-    assert results["cio"].success and results["backup"].success
+    first = launch("cio")
+    deadline = time.monotonic() + 60
+    while not customerio.requests and time.monotonic() < deadline:  # the first holds the slot
+        time.sleep(0.1)
+    second = launch("backup")
+    outputs = [process.communicate(timeout=180)[0] for process in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    run_ids = {
+        run.tags["dagster/partition"]: run.run_id
+        for run in project_instance.get_runs(dg.RunsFilter(job_name="people_job"))
+    }
+    results = {destination: SimpleNamespace(run_id=run_id) for destination, run_id in run_ids.items()}
     steps = {
         destination: {
             entry.dagster_event.event_type_value: entry.timestamp
@@ -270,6 +289,78 @@ def test_the_frequency_check_warns_when_runs_outlast_the_interval(config_path, p
     assert fine.passed
 
 
+def test_ticks_skipped_while_a_run_was_in_progress_make_the_frequency_check_warn(
+    config_path, project_instance
+):
+    """The schedule records each tick's outcome in the state store; the check reads the last 20."""
+    defs = build_definitions(load_config(config_path))
+    schedule = defs.resolve_schedule_def("people__cio_schedule")
+    for minute in range(10):
+        busy = started_run(project_instance, silent_for=1) if minute % 5 < 3 else None
+        at = NOW - dt.timedelta(minutes=10 - minute)
+        data = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=project_instance, scheduled_execution_time=at)
+        )
+        assert (data.skip_message is not None) == (busy is not None)
+        if busy is not None:
+            project_instance.report_run_failed(busy)
+    # The daemon evaluating a tick again (a retry) does not count it twice.
+    tick(defs, project_instance, "people__cio_schedule")
+    tick(defs, project_instance, "people__cio_schedule")
+    result = materialize_sync(config_path, "people", "cio", project_instance)
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "sync_frequency"]
+    assert not check.passed, check.description
+    assert "6 of the last 11 ticks were skipped because a run was still in progress" in check.description
+    assert check.metadata["recent_ticks"].value == 11
+    # Ticks of the other destination are its own.
+    backup = materialize_sync(config_path, "people", "backup", project_instance)
+    [fine] = [e for e in backup.get_asset_check_evaluations() if e.check_name == "sync_frequency"]
+    assert fine.passed and fine.metadata["recent_ticks"].value == 0
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone", "seconds"),
+    [
+        ("*/15 * * * *", "UTC", 900),
+        ("0 0 * * *", "UTC", 86_400),
+        # Berlin's clocks go forward on 2026-03-29: that day is 23 hours long.
+        ("0 0 * * *", "Europe/Berlin", 82_800),
+        ("30 6 * * 1-5", "UTC", 86_400),
+    ],
+)
+def test_the_interval_between_ticks_is_counted_in_the_schedules_time_zone(cron, timezone, seconds):
+    from zoneinfo import ZoneInfo
+
+    from reverse_etl_assets.defs.frequency_check import interval_seconds
+
+    start = dt.datetime(2026, 3, 26, 12, tzinfo=ZoneInfo(timezone))
+    assert interval_seconds(cron, timezone, now=start) == seconds
+
+
+def _start_now(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None = None) -> Any:
+    sensor = defs.resolve_sensor_def("reverse_etl_start_now")
+    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+
+
+def test_a_destination_that_never_ran_starts_at_once_and_only_once(config_path, project_instance):
+    defs = build_definitions(load_config(config_path))
+    first = _start_now(defs, project_instance)
+    requested = {(r.job_name, r.partition_key) for r in first.run_requests}
+    # Enabled and past start_at: every destination of `people` and `rejecting`; not `later`
+    # (start_at tomorrow) nor `paused` (enabled: false).
+    assert requested == {("people_job", "cio"), ("people_job", "backup"), ("rejecting_job", "backup")}
+    assert all(r.run_key and r.run_key.endswith(":first") for r in first.run_requests)
+    # Remembered in the sensor's cursor: asked again, nothing more.
+    again = _start_now(defs, project_instance, cursor=first.cursor)
+    assert again.run_requests == [] and "later:cio (start_at" in again.skip_message
+    # With a fresh cursor, what already ran (a run in any state, a materialization) is not started.
+    run = started_run(project_instance, silent_for=1, destination="cio")
+    project_instance.report_run_failed(run)
+    materialize_sync(config_path, "rejecting", "backup", project_instance)
+    fresh = _start_now(defs, project_instance)
+    assert {(r.job_name, r.partition_key) for r in fresh.run_requests} == {("people_job", "backup")}
+
+
 def test_frequency_findings():
     busy = FrequencyFindings(interval_seconds=60, ticks=10, skipped_busy=6, durations=[50, 70, 80])
     assert busy.problems() == [
@@ -297,6 +388,12 @@ def test_the_failure_alert_posts_to_the_webhook(config_path, project_instance, w
     monkeypatch.setenv("REVERSE_ETL_TEST_CIO_API_KEY", "wrong-key")
     failed = materialize_sync(config_path, "people", "cio", project_instance)
     assert not failed.success
+    # The checks of a failed run were planned and never evaluated: the UI says "execution failed",
+    # not that the data has a problem.
+    for check in ("rejected_rows", "sync_frequency", "query_guards"):
+        key = dg.AssetCheckKey(dg.AssetKey("people"), check)
+        [record] = project_instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
+        assert record.run_id == failed.run_id and record.status.value == "PLANNED", record
     defs = build_definitions(load_config(config_path))
     sensor = defs.resolve_sensor_def("reverse_etl_failure_alerts")
     run = project_instance.get_run_by_id(failed.run_id)
@@ -347,6 +444,8 @@ def test_the_rejected_rows_alert(config_path, project_instance, webhook, monkeyp
 def test_a_sync_runs_after_its_upstream_assets_update(
     tmp_path, people, customerio, project_instance, monkeypatch
 ):
+    """Declarative automation: each destination runs once an upstream asset has been materialized;
+    a destination with a run in progress is asked once it is free, and the change is not lost."""
     monkeypatch.chdir(tmp_path)
     config_file = write_config(
         tmp_path / "upstream.yaml",
@@ -360,22 +459,17 @@ def test_a_sync_runs_after_its_upstream_assets_update(
     )
     defs = build_definitions(load_config(config_file))
     assert defs.schedules == [] or not [s for s in defs.schedules if s.name.startswith("people")]
-    sensor = defs.resolve_sensor_def("people_after_upstream")
     # The dbt model shows upstream of the sync in the asset graph.
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey(["dbt", "users"]) in graph.get(dg.AssetKey("people")).parent_keys
+    assert "after dbt/users update" in str(graph.get(dg.AssetKey("people")).automation_condition.get_label())
 
-    def evaluate(cursor: str | None) -> tuple[Any, str | None]:
-        context = dg.build_multi_asset_sensor_context(
-            monitored_assets=[dg.AssetKey(["dbt", "users"])],
-            instance=project_instance,
-            definitions=defs,
-            cursor=cursor,
-        )
-        return sensor(context), context.cursor
+    def evaluate(cursor: Any) -> tuple[set[str], Any]:
+        result = dg.evaluate_automation_conditions(defs=defs, instance=project_instance, cursor=cursor)
+        return set(result.get_requested_partitions(dg.AssetKey("people"))), result.cursor
 
     nothing, cursor = evaluate(None)
-    assert isinstance(nothing, dg.SkipReason)
+    assert nothing == set()
 
     project_instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["dbt", "users"]))
     # One destination is busy: only the other runs now, and the change is kept for the busy one.
@@ -386,14 +480,33 @@ def test_a_sync_runs_after_its_upstream_assets_update(
         tags={"dagster/partition": "cio"},
         asset_selection={dg.AssetKey("people")},
     )
-    [backup], still = evaluate(cursor)
-    assert backup.partition_key == "backup"
-    assert still == cursor  # not consumed yet
+    project_instance.handle_new_event(_planned(busy, "cio"))
+    requested, cursor = evaluate(cursor)
+    assert requested == {"backup"}
     project_instance.report_run_failed(busy)
-    requests, cursor = evaluate(cursor)
-    by_destination = {r.partition_key: r.run_key for r in requests}
-    assert sorted(by_destination) == ["backup", "cio"]
-    # The same run key as before: the daemon launches backup's run for this change only once.
-    assert by_destination["backup"] == backup.run_key
-    again, _ = evaluate(cursor)
-    assert isinstance(again, dg.SkipReason)  # consumed: no new upstream change
+    requested, cursor = evaluate(cursor)
+    assert requested == {"cio"}
+    again, cursor = evaluate(cursor)
+    assert again == set()  # handled: no new upstream change
+    project_instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["dbt", "users"]))
+    assert evaluate(cursor)[0] == {"cio", "backup"}
+
+
+def _planned(run: dg.DagsterRun, partition: str) -> Any:
+    """The event a run writes when it plans to materialize a partition (what `in_progress` reads)."""
+    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
+    from dagster._core.events.log import EventLogEntry
+
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
+        job_name=run.job_name,
+        event_specific_data=AssetMaterializationPlannedData(dg.AssetKey("people"), partition=partition),
+    )
+    return EventLogEntry(
+        error_info=None,
+        level="debug",
+        user_message="",
+        run_id=run.run_id,
+        timestamp=time.time(),
+        dagster_event=event,
+    )

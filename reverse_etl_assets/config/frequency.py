@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+
+from croniter import CroniterBadDateError, croniter
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
 
@@ -15,12 +18,8 @@ def frequency_to_cron(frequency: str) -> str:
     """
     match = _INTERVAL.match(frequency)
     if match is None:
-        # Dagster evaluates the schedules, so its own parser decides which cron strings are valid.
-        # (Imported here: the query reader process loads the configuration models without Dagster.)
-        from dagster._utils.schedules import is_valid_cron_string
-
         cron = " ".join(frequency.split())
-        if not is_valid_cron_string(cron):
+        if not is_valid_cron(cron):
             raise ValueError(
                 f"{frequency!r} is neither an interval (1m, 15m, 2h, 1d) nor a valid cron expression"
             )
@@ -41,6 +40,22 @@ def frequency_to_cron(frequency: str) -> str:
     if count != 1:
         raise ValueError(f"{frequency!r}: use 1d, or a cron expression for other day intervals")
     return "0 0 * * *"
+
+
+def is_valid_cron(cron: str) -> bool:
+    """Five fields that Dagster's schedules take and that fire at least once in a few years.
+    croniter alone also accepts a sixth field (seconds), `@daily`-style names, `W` (nearest
+    weekday: Dagster refuses it) and dates that never come, such as the 31st of February."""
+    if len(cron.split()) != 5 or "W" in cron.upper() or not croniter.is_valid(cron):
+        return False
+    fields = croniter.expand(cron)[0]
+    if fields[3] == [2] and fields[2] in ([30], [31]):
+        return False  # Dagster refuses February's 30th or 31st, whatever the weekday field says
+    try:
+        croniter(cron, dt.datetime(2026, 1, 1), max_years_between_matches=5).get_next(dt.datetime)
+    except CroniterBadDateError:
+        return False
+    return True
 
 
 def _uneven(frequency: str, unit: str, per: int) -> str:

@@ -46,7 +46,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # (MySQL's limit for its own names) keeps every one of them well inside its limit, and is plenty
 # for a name people read.
 MAX_NAME_LENGTH = 64
-# Dagster refuses these as asset and op names (dagster._core.definitions.utils.DISALLOWED_NAMES),
+# Dagster refuses these as asset and op names (DISALLOWED_NAMES in its private definition utils),
 # and a sync's name is both. Copied, not imported: the query reader process loads these models
 # without Dagster (a test checks the copy).
 DAGSTER_RESERVED_NAMES = frozenset(
@@ -58,7 +58,7 @@ DAGSTER_RESERVED_NAMES = frozenset(
 )
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OFFSET = re.compile(r"[+-](0\d|1[0-4]):[0-5]\d")
-# Owners as Dagster accepts them (dagster._core.utils.is_valid_email), or team:name.
+# Owners as Dagster accepts them (its private is_valid_email), or team:name.
 _EMAIL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._%+-]*@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
 _TEAM = re.compile(r"team:[A-Za-z0-9_.-]+")
 _ASSET_KEY = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")

@@ -7,12 +7,13 @@ import dagster as dg
 
 from reverse_etl_assets.config.loading import LoadedConfig
 from reverse_etl_assets.config.models import SyncConfig
+from reverse_etl_assets.defs.after_upstream import after_upstream_condition
 from reverse_etl_assets.defs.cursor_store import InstanceCursorStore
 from reverse_etl_assets.defs.frequency_check import check_spec as frequency_check_spec
 from reverse_etl_assets.defs.frequency_check import frequency_check
 from reverse_etl_assets.defs.guards_check import check_spec as guards_check_spec
 from reverse_etl_assets.defs.guards_check import guards_check
-from reverse_etl_assets.defs.metadata import run_metadata
+from reverse_etl_assets.defs.metadata import destination_link, run_metadata
 from reverse_etl_assets.defs.rejected_rows_check import check_spec as rejected_rows_spec
 from reverse_etl_assets.defs.rejected_rows_check import rejected_rows_check
 from reverse_etl_assets.defs.resources import DeliveryResource
@@ -29,9 +30,8 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
     project = config.project
     database = project.databases[sync.database]
     destination_kinds = sorted({project.destinations[d].kind for d in sync.destinations})
-    description = (sync.description or f"{sync.type} calls from {sync.database}") + (
-        f"\n\n```sql\n{sync.query.strip()}\n```"
-    )
+    # The asset list shows the description as plain text: the SQL is in the metadata (`query`).
+    description = sync.description or f"{sync.type} calls from {sync.database}"
 
     @dg.asset(
         name=sync.name,
@@ -45,6 +45,7 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
         # One run at a time per sync, whoever launches it (dagster.yaml sets every pool's limit to 1).
         pool=f"reverse_etl/{sync.name}",
         deps=[dg.AssetKey(key.split("/")) for key in sync.after_assets],
+        automation_condition=after_upstream_condition(sync),
         metadata={
             "call_type": sync.type,
             "database": sync.database,
@@ -106,7 +107,10 @@ def build_sync_asset(sync: SyncConfig, config: LoadedConfig) -> dg.AssetsDefinit
         for warning in result.warnings:
             context.log.warning(warning)
         return dg.MaterializeResult(
-            metadata=run_metadata(result),
+            metadata={
+                **run_metadata(result),
+                **destination_link(project.destinations[destination_name], sender),
+            },
             check_results=[
                 rejected_rows_check(sync, result),
                 frequency_check(

@@ -7,18 +7,19 @@ would fit.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import statistics
-import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.scheduler.instigation import InstigatorType, TickStatus
-from dagster._utils.schedules import cron_string_iterator
+from croniter import croniter
 
 from reverse_etl_assets.config.models import SyncConfig
 from reverse_etl_assets.defs.history import recent_runs
-from reverse_etl_assets.defs.schedules import SKIPPED_BUSY, schedule_name
+from reverse_etl_assets.defs.state_store import state_store
+from reverse_etl_assets.state.schedule_ticks import ScheduleTicks
 
 SYNC_FREQUENCY = "sync_frequency"
 RECENT_TICKS = 20
@@ -78,11 +79,11 @@ def frequency_check(
         return dg.AssetCheckResult(
             check_name=SYNC_FREQUENCY, passed=True, description="no schedule: runs after upstream assets only"
         )
-    ticks, skipped = _recent_ticks(instance, schedule_name(sync.name, destination))
+    recent = ScheduleTicks(state_store(instance)).recent(sync.name, destination, RECENT_TICKS)
     findings = FrequencyFindings(
         interval_seconds=interval_seconds(sync.cron, timezone),
-        ticks=ticks,
-        skipped_busy=skipped,
+        ticks=recent.ticks,
+        skipped_busy=recent.skipped_busy,
         durations=[this_run_seconds]
         + [run.duration_seconds for run in recent_runs(instance, sync.name, destination, RECENT_RUNS - 1)],
     )
@@ -105,24 +106,9 @@ def frequency_check(
     )
 
 
-def interval_seconds(cron: str, timezone: str) -> float:
-    """The shortest gap between the next few ticks (cron schedules need not be regular)."""
-    ticks = cron_string_iterator(time.time(), cron, timezone)
-    times = [next(ticks).timestamp() for _ in range(6)]
+def interval_seconds(cron: str, timezone: str, now: dt.datetime | None = None) -> float:
+    """The shortest gap between the next few ticks (cron schedules need not be regular), in the
+    schedule's time zone, as the daemon counts them."""
+    ticks = croniter(cron, now or dt.datetime.now(ZoneInfo(timezone)))
+    times = [ticks.get_next(dt.datetime).timestamp() for _ in range(6)]
     return min(later - earlier for earlier, later in itertools.pairwise(times))
-
-
-def _recent_ticks(instance: dg.DagsterInstance, name: str) -> tuple[int, int]:
-    states = [
-        s
-        for s in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
-        if s.instigator_name == name
-    ]
-    total = skipped = 0
-    for state in states:
-        for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=RECENT_TICKS):
-            busy = tick.status == TickStatus.SKIPPED and SKIPPED_BUSY in (tick.skip_reason or "")
-            skipped += busy
-            # Ticks skipped before start_at, failed or still running say nothing about the frequency.
-            total += busy or tick.status == TickStatus.SUCCESS
-    return total, skipped

@@ -8,10 +8,11 @@ destination's stored cursor, so it catches up on the skipped interval's rows.
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from reverse_etl_assets.config.models import SyncConfig
 from reverse_etl_assets.defs.runs import PARTITION_TAG, run_in_progress, sync_job_name
+from reverse_etl_assets.defs.state_store import state_store
+from reverse_etl_assets.state.schedule_ticks import ScheduleTicks
 
 SKIPPED_BUSY = "still in progress"  # every overlap skip message contains these words
 SKIPPED_NOT_STARTED = "does not start before"
@@ -21,33 +22,18 @@ def schedule_name(sync_name: str, destination: str) -> str:
     return f"{sync_name}__{destination}_schedule"
 
 
-def build_sync_job(
-    sync: SyncConfig, asset: dg.AssetsDefinition, executor: dg.ExecutorDefinition | None = None
-) -> UnresolvedAssetJobDefinition:
-    return dg.define_asset_job(
-        sync_job_name(sync.name),
-        selection=dg.AssetSelection.assets(asset),
-        description=f"Runs the sync {sync.name} for one destination (the partition).",
-        executor_def=executor,
-    )
-
-
-def build_sync_schedules(
-    sync: SyncConfig, job: UnresolvedAssetJobDefinition, timezone: str
-) -> list[dg.ScheduleDefinition]:
+def build_sync_schedules(sync: SyncConfig, timezone: str) -> list[dg.ScheduleDefinition]:
     if sync.cron is None:
         return []
-    return [_schedule(sync, destination, job, timezone) for destination in sync.destinations]
+    return [_schedule(sync, destination, timezone) for destination in sync.destinations]
 
 
-def _schedule(
-    sync: SyncConfig, destination: str, job: UnresolvedAssetJobDefinition, timezone: str
-) -> dg.ScheduleDefinition:
+def _schedule(sync: SyncConfig, destination: str, timezone: str) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=schedule_name(sync.name, destination),
         cron_schedule=sync.cron,
         execution_timezone=timezone,
-        job=job,
+        job_name=sync_job_name(sync.name),
         default_status=dg.DefaultScheduleStatus.RUNNING if sync.enabled else dg.DefaultScheduleStatus.STOPPED,
         description=f"Runs {sync.name} → {destination} every {sync.frequency} ({sync.cron}, {timezone}); "
         "skips a tick while an earlier run is still in progress.",
@@ -66,6 +52,10 @@ def evaluate_tick(
     if sync.start_at is not None and tick is not None and tick < sync.start_at:
         return dg.SkipReason(f"{sync.name} {SKIPPED_NOT_STARTED} {sync.start_at.isoformat()} (start_at)")
     busy = run_in_progress(context.instance, sync.name, destination)
+    if tick is not None:  # the sync_frequency check counts the ticks skipped for a run in progress
+        ScheduleTicks(state_store(context.instance)).record(
+            sync.name, destination, tick.timestamp(), skipped_busy=busy is not None
+        )
     if busy is not None:
         return dg.SkipReason(
             f"{sync.name} → {destination}: run {busy.run_id} ({busy.job_name}, {busy.status.value}) is "

@@ -1,17 +1,18 @@
-"""Sensors: alerts to a webhook when a sync fails or rejects too many rows, and syncs that run
-after upstream Dagster assets update."""
+"""Sensors: alerts to a webhook when a sync fails or rejects too many rows, and dead runs failed."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from reverse_etl_assets.config.models import ProjectConfig, SyncConfig
 from reverse_etl_assets.defs.alerts import WEBHOOK_ENV, Alert, rejected_rows_reason, send_alert, webhook_url
-from reverse_etl_assets.defs.runs import PARTITION_TAG, reap_if_dead, run_in_progress, runs_sync
+from reverse_etl_assets.defs.runs import (
+    PARTITION_TAG,
+    reap_if_dead,
+    runs_sync,
+)
 
 DEAD_RUNS_INTERVAL_SECONDS = 15
 
@@ -90,48 +91,6 @@ def build_alert_sensors(project: ProjectConfig) -> list[dg.SensorDefinition]:
         return dg.SkipReason("no sync materialization above its max_rejected_share")
 
     return [failure_alerts, rejected_rows_alerts]
-
-
-def build_upstream_sensor(sync: SyncConfig, job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
-    """Run the sync for each destination when any of its `after_assets` is materialized."""
-    keys = [dg.AssetKey(key.split("/")) for key in sync.after_assets]
-
-    def after_upstream(context: dg.MultiAssetSensorEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-        latest = {
-            key: record for key, record in context.latest_materialization_records_by_key().items() if record
-        }
-        if not latest:
-            return dg.SkipReason(f"no new materialization of {', '.join(sync.after_assets)}")
-        newest = max(record.storage_id for record in latest.values())
-        requests, busy = [], []
-        for destination in sync.destinations:
-            running = run_in_progress(context.instance, sync.name, destination)
-            if running is not None:
-                busy.append(f"{destination} (run {running.run_id} still in progress)")
-                continue
-            # The run key makes a request for this upstream change happen once per destination.
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{destination}:{newest}",
-                    partition_key=destination,
-                    tags={PARTITION_TAG: destination},
-                )
-            )
-        if not busy:
-            context.advance_all_cursors()  # otherwise asked again until every destination has run
-        return requests or dg.SkipReason(f"waiting for {', '.join(busy)}")
-
-    # Dagster suggests Declarative Automation over multi-asset sensors, except where a specific job
-    # must be targeted: here the sync's job, with the no-overlap rule and a run per destination.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*MultiAssetSensorDefinition.*superseded")
-        return dg.multi_asset_sensor(
-            name=f"{sync.name}_after_upstream",
-            monitored_assets=keys,
-            job=job,
-            description=f"Runs {sync.name} after {', '.join(sync.after_assets)} update.",
-            default_status=dg.DefaultSensorStatus.RUNNING if sync.enabled else dg.DefaultSensorStatus.STOPPED,
-        )(after_upstream)
 
 
 def _sync_of(run: dg.DagsterRun, syncs: dict[str, SyncConfig]) -> SyncConfig | None:

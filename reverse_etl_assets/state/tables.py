@@ -10,8 +10,10 @@ METADATA = sa.MetaData()
 DELIVERED = sa.Table(
     "reverse_etl_delivered",
     METADATA,
-    sa.Column("sync", sa.String(255), primary_key=True),
-    sa.Column("destination", sa.String(255), primary_key=True),
+    # Names are at most 64 characters: the key (64 + 64 + 512 characters, 4 bytes each in MySQL's
+    # utf8mb4) stays within InnoDB's 3072 bytes.
+    sa.Column("sync", sa.String(64), primary_key=True),
+    sa.Column("destination", sa.String(64), primary_key=True),
     sa.Column("entity_key", sa.String(512), primary_key=True),
     sa.Column("message_id", sa.String(100), nullable=False),
     sa.Column("delivered_at", sa.BigInteger, nullable=False, index=True),
@@ -54,4 +56,15 @@ HEARTBEATS = sa.Table(
     METADATA,
     sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("beat_at", sa.Float(precision=53), nullable=False),
+)
+
+# Each schedule tick's outcome: a run launched, or skipped because one was still in progress. The
+# `sync_frequency` check reads the recent ones (Dagster's own tick records are not public API).
+SCHEDULE_TICKS = sa.Table(
+    "reverse_etl_schedule_ticks",
+    METADATA,
+    sa.Column("sync", sa.String(64), primary_key=True),
+    sa.Column("destination", sa.String(64), primary_key=True),
+    sa.Column("tick_at", sa.Float(precision=53), primary_key=True),
+    sa.Column("skipped_busy", sa.Boolean, nullable=False),
 )
