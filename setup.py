@@ -10,15 +10,20 @@ setup(
     install_requires=[
         "dagster>=1.13,<1.14",
         "dagster-webserver>=1.13,<1.14",
+        # `reverse-etl dev` asks the running webserver to reload the definitions (its public client).
+        "dagster-graphql>=1.13,<1.14",
         "sqlalchemy>=2.0",
         "pymysql>=1.1",
         # MySQL 8's default authentication (caching_sha2_password) needs it with PyMySQL.
         "cryptography>=42",
-        "pandas>=2.2",
         "pyarrow>=17",
         "requests>=2.32",
+        "urllib3>=2",  # the HTTP transport: its connection pool, without requests' session on top
         "pydantic>=2.7",
         "pyyaml>=6",
+        # Cron expressions: validating a sync's `frequency` and the gaps between its ticks (Dagster's
+        # own copy of croniter is not public API).
+        "croniter>=6",
         "click>=8.1",  # the reverse-etl command
         "tabulate>=0.9",  # its tables
         # Fast, exact JSON: bytes out, and orjson.Fragment writes DECIMAL digits as they are.
@@ -61,7 +66,12 @@ setup(
             "dagster-postgres>=0.29,<0.30",
             "psycopg2-binary>=2.9",
             "dagster-celery>=0.29,<0.30",  # and on two Celery workers
+            "dagster-dg-cli>=1.13,<1.14",  # `dg check defs`, `dg list defs`, `dg dev`: the dg project
         ],
     },
-    entry_points={"console_scripts": ["reverse-etl=reverse_etl_assets.cli:main"]},
+    entry_points={
+        "console_scripts": ["reverse-etl=reverse_etl_assets.cli:main"],
+        # `dg list components` and a dg project's defs.yaml find ReverseEtlComponent through it.
+        "dagster_dg_cli.registry_modules": ["reverse_etl_assets = reverse_etl_assets.component"],
+    },
 )

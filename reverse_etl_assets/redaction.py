@@ -21,6 +21,14 @@ _known: set[str] = set()
 _lock = threading.Lock()
 
 
+# A running Dagster (`reverse-etl dev`, a code server, a worker) keeps the environment it started
+# with: a variable exported afterwards reaches none of its runs.
+UNSET_HINT = (
+    "export it, then restart what runs the syncs (`reverse-etl dev`, or the code server and workers): "
+    "they keep the environment they started with"
+)
+
+
 def secret_from_env(variable: str) -> str | None:
     """The variable's value, remembered as a secret."""
     value = os.environ.get(variable)

@@ -100,10 +100,10 @@ def test_a_missing_api_key_variable_is_named(tmp_path, people, customerio, insta
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REVERSE_ETL_TEST_CIO_API_KEY")
     result = materialize_sync(config_for(tmp_path, people, customerio), "people", "cio", instance)
-    assert (
-        "the environment variable REVERSE_ETL_TEST_CIO_API_KEY (api_key_env) is not set"
-        in failure_message(result)
-    )
+    message = failure_message(result)
+    assert "the environment variable REVERSE_ETL_TEST_CIO_API_KEY (api_key_env) is not set" in message
+    # A variable exported after `reverse-etl dev` started reaches none of its runs: say so.
+    assert "then restart what runs the syncs (`reverse-etl dev`" in message
 
 
 def test_rows_that_cannot_become_calls_are_rejected_and_the_rest_delivered(tmp_path, people, customerio):

@@ -121,7 +121,8 @@ def test_errors_name_the_database_and_carry_the_server_message(mysql_db, overrid
 def test_a_missing_password_variable_is_named(mysql_db, monkeypatch):
     monkeypatch.delenv("APP_DB_PASSWORD", raising=False)
     with pytest.raises(
-        SourceError, match=r"environment variable APP_DB_PASSWORD \(password_env\) is not set"
+        SourceError,
+        match=r"environment variable APP_DB_PASSWORD \(password_env\) is not set; export it, then restart",
     ):
         with open_read_only_session("app_db", database(mysql_db, password_env="APP_DB_PASSWORD")):
             pass

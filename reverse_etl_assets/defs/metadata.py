@@ -6,8 +6,10 @@ from typing import Any
 
 import dagster as dg
 
+from reverse_etl_assets.config.models import Destination, OutboxDestination
 from reverse_etl_assets.cursor import format_unix_time
 from reverse_etl_assets.defs.cursor_store import LAST_SYNC_TIME
+from reverse_etl_assets.delivery.sender import Sender
 from reverse_etl_assets.sync_run import SyncRunResult
 
 
@@ -48,6 +50,13 @@ def run_metadata(result: SyncRunResult) -> dict[str, Any]:
     if result.warnings:
         metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings))
     return metadata
+
+
+def destination_link(config: Destination, sender: Sender) -> dict[str, Any]:
+    """Where the calls went: the outbox's file, or the endpoint (its URL never holds a secret)."""
+    if isinstance(config, OutboxDestination):
+        return {"outbox_file": dg.MetadataValue.path(sender.settings.url)}
+    return {"destination_url": dg.MetadataValue.url(sender.settings.url)}
 
 
 def rejected_table(result: SyncRunResult) -> dg.TableMetadataValue:

@@ -17,7 +17,7 @@ from reverse_etl_assets.delivery.errors import DeliveryError
 from reverse_etl_assets.delivery.http_api import HttpSettings, HttpTransport
 from reverse_etl_assets.delivery.outbox import OutboxTransport
 from reverse_etl_assets.delivery.sender import Sender, SenderSettings
-from reverse_etl_assets.redaction import secret_from_env
+from reverse_etl_assets.redaction import UNSET_HINT, secret_from_env
 from reverse_etl_assets.state.rate_window import StoreWindow, limit_key
 from reverse_etl_assets.state.store import StateStore
 
@@ -99,7 +99,8 @@ def _secret(destination: str, variable: str, field: str) -> str:
     value = secret_from_env(variable)
     if not value:
         raise DeliveryError(
-            f"destination {destination!r}: the environment variable {variable} ({field}) is not set"
+            f"destination {destination!r}: the environment variable {variable} ({field}) is not set; "
+            + UNSET_HINT
         )
     if any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
         # HTTP cannot carry it, and the HTTP library's own error would print the value.

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Protocol
 
-LEASE_SECONDS = 0.05  # slots taken for threads already waiting are theirs this long
+from reverse_etl_assets.state.rate_window import LEASE_SECONDS
 
 
 class Stopped(Exception):

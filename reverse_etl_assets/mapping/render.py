@@ -12,7 +12,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -20,11 +20,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reverse_etl_assets.config.models import ColumnType
+from reverse_etl_assets.logical_types import LogicalType, logical_type
 from reverse_etl_assets.mapping import text_buffers
 from reverse_etl_assets.mapping.json_documents import Documents, read_documents
-from reverse_etl_assets.source.type_mapping import DATABASE_TYPE, JSON_COLUMN
 
-Role = str  # "value", "id" (always a string) or "boolean" (0/1 become false/true)
+# What the call's field needs: any value, an identifier (always a string), or a flag (0/1 become
+# false/true).
+Role = Literal["value", "id", "boolean"]
+# What a column's values are, for the mapping: what was declared in column_types (ColumnType), or
+# what the Arrow type and the logical type say.
+NaturalKind = Literal[
+    "base64",
+    "text",
+    "timestamp",
+    "date",
+    "time",
+    "decimal",
+    "float",
+    "integer",
+    "bool",
+    "null",
+    "bit",
+    "set",
+    "other",
+]
+Kind = ColumnType | NaturalKind
 
 _CONTROL_ESCAPES = [("\b", "\\b"), ("\t", "\\t"), ("\n", "\\n"), ("\f", "\\f"), ("\r", "\\r")] + [
     (chr(code), f"\\u{code:04x}") for code in range(0x20) if chr(code) not in "\b\t\n\f\r"
@@ -104,29 +124,28 @@ _FLAG_ID_ERROR = (
 )
 
 
-def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> str:
-    metadata = arrow_field.metadata or {}
-    database_type = metadata.get(DATABASE_TYPE, b"").decode()
+def _kind(arrow_field: pa.Field, declared: ColumnType | None) -> Kind:
+    logical = logical_type(arrow_field)
     if declared is not None:
         return declared  # json, boolean, string, base64 or hex
-    if metadata.get(JSON_COLUMN):
+    if logical == LogicalType.JSON:
         return "json"
-    if database_type in ("tinyint(1)", "bit(1)"):
+    if logical in (LogicalType.FLAG, LogicalType.BIT_FLAG):
         return "boolean"
     return _natural_kind(arrow_field)
 
 
-def _natural_kind(arrow_field: pa.Field) -> str:
+def _natural_kind(arrow_field: pa.Field) -> NaturalKind:
     """What the values are, leaving aside what a flag or a declaration makes of them."""
-    database_type = (arrow_field.metadata or {}).get(DATABASE_TYPE, b"").decode()
-    if database_type in ("bit", "bit(1)"):
+    logical = logical_type(arrow_field)
+    if logical in (LogicalType.BITS, LogicalType.BIT_FLAG):
         return "bit"
-    if database_type == "set":
+    if logical == LogicalType.SET:
         return "set"
     return next((name for test, name in _KINDS if test(arrow_field.type)), "other")
 
 
-_KINDS: list[tuple[Callable[[pa.DataType], bool], str]] = [
+_KINDS: list[tuple[Callable[[pa.DataType], bool], NaturalKind]] = [
     (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), "base64"),
     (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text"),
     (pa.types.is_timestamp, "timestamp"),
@@ -160,7 +179,7 @@ def json_escape(text: pa.Array) -> pa.Array:
 
 
 def _as_text(
-    array: pa.Array, kind: str, arrow_field: pa.Field | None = None
+    array: pa.Array, kind: Kind, arrow_field: pa.Field | None = None
 ) -> tuple[pa.Array | None, dict[int, str]]:
     """The plain text of each value; None for types whose values are not single strings."""
     if kind == "text":
@@ -199,7 +218,7 @@ def _as_text(
     return None, {}
 
 
-def _json_literal(array: pa.Array, kind: str) -> pa.Array:
+def _json_literal(array: pa.Array, kind: Kind) -> pa.Array:
     """JSON numbers, booleans, arrays: text that needs no quoting."""
     if kind == "decimal":
         return decimal_text(array)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from reverse_etl_assets.config.models import MySQLDatabase
-from reverse_etl_assets.redaction import secret_from_env
+from reverse_etl_assets.redaction import UNSET_HINT, secret_from_env
 from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.tls import mysqlclient_tls_args, pymysql_tls_args
 
@@ -26,7 +26,8 @@ def database_password(name: str, database: MySQLDatabase) -> str | None:
     password = secret_from_env(database.password_env)
     if password is None:
         raise SourceError(
-            f"database {name!r}: the environment variable {database.password_env} (password_env) is not set"
+            f"database {name!r}: the environment variable {database.password_env} (password_env) is not "
+            f"set; {UNSET_HINT}"
         )
     return password
 

@@ -13,9 +13,7 @@ from typing import Any
 import pyarrow as pa
 from pymysql.constants import FIELD_TYPE, FLAG
 
-# Field metadata keys the mapping stage reads.
-JSON_COLUMN = b"reverse_etl.json"
-DATABASE_TYPE = b"reverse_etl.database_type"
+from reverse_etl_assets.logical_types import LogicalType, field_metadata
 
 BINARY_CHARSET = 63
 
@@ -29,11 +27,6 @@ TEXT_TYPES = {
     FIELD_TYPE.MEDIUM_BLOB,
     FIELD_TYPE.LONG_BLOB,
     FIELD_TYPE.BLOB,
-}
-_TYPE_NAMES = {
-    value: name.lower()
-    for name, value in vars(FIELD_TYPE).items()
-    if name.isupper() and isinstance(value, int) and name not in ("CHAR", "INTERVAL")  # aliases
 }
 
 
@@ -70,22 +63,18 @@ class ColumnInfo:
         return bool(self.flags & FLAG.UNSIGNED)
 
     @property
-    def database_type(self) -> str:
-        """A short name for the column's type; the mapping reads `tinyint(1)`, `bit(1)`, `set`."""
+    def logical_type(self) -> LogicalType | None:
+        """What the mapping needs to know that the Arrow type does not say."""
         code = self.type_code
-        if code is None:
-            return "unknown"
         if code in (FIELD_TYPE.TINY, FIELD_TYPE.BIT) and self.length == 1:
-            return "tinyint(1)" if code == FIELD_TYPE.TINY else "bit(1)"
+            return LogicalType.FLAG if code == FIELD_TYPE.TINY else LogicalType.BIT_FLAG
+        if code == FIELD_TYPE.BIT:
+            return LogicalType.BITS
         if self.flags & FLAG.SET:
-            return "set"
-        if self.flags & FLAG.ENUM:
-            return "enum"
-        if self.binary:
-            return "binary"
+            return LogicalType.SET
         if self.json:
-            return "json"
-        return _TYPE_NAMES.get(code, str(code))
+            return LogicalType.JSON
+        return None
 
 
 def describe_columns(cursor: Any) -> list[ColumnInfo]:
@@ -151,7 +140,4 @@ def declared_arrow_type(column: ColumnInfo, time_zone: str) -> pa.DataType | Non
 
 
 def arrow_field(column: ColumnInfo, arrow_type: pa.DataType) -> pa.Field:
-    metadata = {DATABASE_TYPE: column.database_type.encode()}
-    if column.json:
-        metadata[JSON_COLUMN] = b"1"
-    return pa.field(column.name, arrow_type, metadata=metadata)
+    return pa.field(column.name, arrow_type, metadata=field_metadata(column.logical_type))
