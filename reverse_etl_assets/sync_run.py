@@ -32,7 +32,7 @@ from reverse_etl_assets.source.errors import SourceError
 from reverse_etl_assets.source.prefetch import prefetched
 from reverse_etl_assets.source.reader_process import RunningQuery, start_query
 from reverse_etl_assets.sql.placeholders import render_query
-from reverse_etl_assets.state.ledger import DeliveryLedger
+from reverse_etl_assets.state.ledger import Delivered, DeliveryLedger
 
 # Where a run's rejected rows go, a batch at a time (the Dagster layer: the state store).
 RejectedRowSink = Callable[[list[RejectedRow]], None]
@@ -205,7 +205,7 @@ def _fewer_gc_passes() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
-def _not_yet_delivered(calls: Calls, delivered: dict[str, str]) -> Calls:
+def _not_yet_delivered(calls: Calls, delivered: Delivered) -> Calls:
     if not delivered:
         return calls
     pairs = zip(calls.entity_keys.to_pylist(), calls.message_ids.to_pylist(), strict=True)
@@ -234,9 +234,9 @@ class _Run:
         self._reporter = threading.Thread(target=self._report_progress, daemon=True, name="sync-progress")
         self._reporter.start()
 
-    def load_ledger(self) -> dict[str, str]:
+    def load_ledger(self) -> Delivered:
         if self.ledger is None:
-            return {}
+            return Delivered()
         sync, destination = self.result.sync_name, self.result.destination_name
         self.ledger.prune(sync, destination, before=self.result.query_since)
         return self.ledger.load(sync, destination)

@@ -338,5 +338,6 @@ def test_a_signal_stops_a_run_within_seconds_and_loses_nothing(
     acknowledged = {f"person:{call['userId']}" for call in customerio.accepted}
     assert len(acknowledged) >= accepted_requests * 20
     ledger = DeliveryLedger(StateStore(f"sqlite:///{home / 'reverse_etl' / 'state.sqlite'}"))
-    assert set(ledger.load("people", "cio")) == acknowledged
+    delivered = ledger.load("people", "cio")
+    assert len(delivered) == len(acknowledged) and all(delivered.get(key) for key in acknowledged)
     assert os.path.isdir(home)

@@ -8,11 +8,7 @@ import dagster as dg
 
 from reverse_etl_assets.config.models import ProjectConfig, SyncConfig
 from reverse_etl_assets.defs.alerts import WEBHOOK_ENV, Alert, rejected_rows_reason, send_alert, webhook_url
-from reverse_etl_assets.defs.runs import (
-    PARTITION_TAG,
-    reap_if_dead,
-    runs_sync,
-)
+from reverse_etl_assets.defs.runs import PARTITION_TAG, reap_if_dead, runs_sync
 
 DEAD_RUNS_INTERVAL_SECONDS = 15
 

@@ -11,7 +11,8 @@ DELIVERED = sa.Table(
     "reverse_etl_delivered",
     METADATA,
     # Names are at most 64 characters: the key (64 + 64 + 512 characters, 4 bytes each in MySQL's
-    # utf8mb4) stays within InnoDB's 3072 bytes.
+    # utf8mb4) stays within InnoDB's 3072 bytes. entity_key holds a 32-digit digest (ledger.py);
+    # its width stays as it was, for stores created before.
     sa.Column("sync", sa.String(64), primary_key=True),
     sa.Column("destination", sa.String(64), primary_key=True),
     sa.Column("entity_key", sa.String(512), primary_key=True),
