@@ -68,19 +68,23 @@ def test_several_requests_in_flight_over_reused_connections(tmp_path, people, cu
     assert result.duration_seconds < requests * 0.2 * 0.75
 
 
-def test_the_rate_limit_paces_requests(tmp_path, people, monkeypatch):
-    # The server in a process of its own: in this one, a collector pause would hold requests back
-    # and let them in at once, and the times it saw would not be the times they were sent.
-    server = FakeCustomerIoProcess()
-    monkeypatch.setenv(API_KEY_ENV, server.api_key)
-    paced = {
+def ten_per_second(server: FakeCustomerIoProcess) -> dict:
+    """The server as a destination limited to ten requests a second, in small requests."""
+    return {
         "kind": "customerio",
         "base_url": server.base_url,
         "api_key_env": API_KEY_ENV,
         "max_request_bytes": 3_000,
         "rate_limit": {"requests": 10, "per_seconds": 1},
     }
-    result = run(tmp_path, people, paced)
+
+
+def test_the_rate_limit_paces_requests(tmp_path, people, monkeypatch):
+    # The server in a process of its own: in this one, a collector pause would hold requests back
+    # and let them in at once, and the times it saw would not be the times they were sent.
+    server = FakeCustomerIoProcess()
+    monkeypatch.setenv(API_KEY_ENV, server.api_key)
+    result = run(tmp_path, people, ten_per_second(server))
     received, _accepted = server.finish()
     times = sorted(received)
     assert len(times) >= 30
@@ -95,13 +99,7 @@ def test_runs_of_two_syncs_at_once_share_the_destination_rate_limit(tmp_path, pe
     together they keep to the destination's limit, which counts requests from both."""
     server = FakeCustomerIoProcess()
     monkeypatch.setenv(API_KEY_ENV, server.api_key)
-    limited = {
-        "kind": "customerio",
-        "base_url": server.base_url,
-        "api_key_env": API_KEY_ENV,
-        "max_request_bytes": 3_000,
-        "rate_limit": {"requests": 10, "per_seconds": 1},
-    }
+    limited = ten_per_second(server)
     write_config(
         tmp_path / "reverse_etl.yaml",
         {

@@ -143,6 +143,15 @@ def test_a_tick_is_skipped_while_any_run_of_the_sync_and_destination_is_in_progr
         assert_runs(tick(defs, project_instance, name), "cio")
 
 
+def test_a_tick_still_launches_its_run_when_the_state_store_is_away(
+    config_path, project_instance, monkeypatch
+):
+    """The tick's outcome is recorded for the sync_frequency check: bookkeeping, not a condition."""
+    monkeypatch.setenv("REVERSE_ETL_STATE_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/nowhere")
+    defs = build_definitions(load_config(config_path))
+    assert_runs(tick(defs, project_instance, "people__cio_schedule"), "cio")
+
+
 def test_a_run_whose_worker_died_does_not_hold_the_schedule(config_path, project_instance):
     defs = build_definitions(load_config(config_path))
     run = started_run(project_instance, silent_for=60)  # its worker stopped beating a minute ago

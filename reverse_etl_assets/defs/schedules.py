@@ -8,6 +8,7 @@ destination's stored cursor, so it catches up on the skipped interval's rows.
 from __future__ import annotations
 
 import dagster as dg
+import sqlalchemy as sa
 
 from reverse_etl_assets.config.models import SyncConfig
 from reverse_etl_assets.defs.runs import PARTITION_TAG, run_in_progress, sync_job_name
@@ -53,9 +54,13 @@ def evaluate_tick(
         return dg.SkipReason(f"{sync.name} {SKIPPED_NOT_STARTED} {sync.start_at.isoformat()} (start_at)")
     busy = run_in_progress(context.instance, sync.name, destination)
     if tick is not None:  # the sync_frequency check counts the ticks skipped for a run in progress
-        ScheduleTicks(state_store(context.instance)).record(
-            sync.name, destination, tick.timestamp(), skipped_busy=busy is not None
-        )
+        try:
+            ScheduleTicks(state_store(context.instance)).record(
+                sync.name, destination, tick.timestamp(), skipped_busy=busy is not None
+            )
+        except sa.exc.SQLAlchemyError as error:
+            # Bookkeeping for a check: the store being away must not cost the tick its run.
+            context.log.warning(f"{sync.name} → {destination}: tick not recorded ({type(error).__name__})")
     if busy is not None:
         return dg.SkipReason(
             f"{sync.name} → {destination}: run {busy.run_id} ({busy.job_name}, {busy.status.value}) is "
